@@ -1,0 +1,55 @@
+"""One JSON error shape for every failure: ``{"error": {"code", "message", "field"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import StagerunError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _field_of(location: tuple) -> str:
+    """``('body', 'stages', 0, 'train', 'epochs')`` -> ``stages.0.epochs`` (the union tag is noise)."""
+    parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
+    cleaned = [p for i, p in enumerate(parts) if not (i > 0 and parts[i - 1].isdigit() and p in ("train", "evaluate"))]
+    return ".".join(cleaned)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StagerunError)
+    async def _domain(_request: Request, exc: StagerunError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content=exc.to_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = _field_of(tuple(first.get("loc", ())))
+        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+        details = [
+            {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg", "")).removeprefix("Value error, ")}
+            for e in errors
+        ]
+        body = error_body("invalid_request", f"{field}: {message}" if field else message, field or None)
+        body["error"]["details"] = details
+        return JSONResponse(status_code=422, content=body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
+        return JSONResponse(status_code=exc.status_code, content=error_body(code, str(exc.detail)), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(status_code=500, content=error_body("internal", f"internal error: {type(exc).__name__}"))

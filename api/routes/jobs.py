@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from api.deps import SessionDep, SettingsDep
+from shared import jobs
+from shared.db import session_scope
+from shared.queue import enqueue_stage
+from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic
+from shared.states import JobState, StageState
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger(__name__)
+
+JobId = Annotated[str, Path(description="Job id (32 hex digits).", max_length=64)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Retry-safe key: same key, same job."),
+]
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def submit_job(
+    spec: JobCreate, session: SessionDep, settings: SettingsDep, response: Response, idempotency_key: IdempotencyKey = None
+) -> JobPublic:
+    """Validate a pipeline and queue it. Every stage argument is checked before anything is queued."""
+    job, created = jobs.create_job(session, settings, spec, idempotency_key)
+    if created:
+        first = next(s for s in job.stages if s.state == StageState.QUEUED.value)
+        try:
+            enqueue_stage(first.id)
+        except Exception:  # the job is stored as queued; the worker's sweep sends it when the broker is back
+            log.exception("could not send stage %s of job %s to the broker", first.id, job.id)
+    else:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return jobs.job_public(job)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    session: SessionDep,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> JobsPublic:
+    items, count = jobs.list_jobs(session, state.value if state else None, limit, offset)
+    return JobsPublic(items=[jobs.job_public(j) for j in items], count=count, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: JobId, session: SessionDep) -> JobPublic:
+    """A job and its stages: state, epoch k of n, latest metrics, timings, ETA, error text."""
+    return jobs.job_public(jobs.get_job(session, job_id))
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPublic)
+def get_metrics(
+    job_id: JobId, session: SessionDep, stage: Annotated[int | None, Query(ge=0, le=1000)] = None
+) -> MetricsPublic:
+    """One row per epoch per stage: the columns of Ultralytics' results.csv, stored as each epoch ends."""
+    rows = jobs.metric_rows(session, jobs.get_job(session, job_id))
+    if stage is not None:
+        rows = [r for r in rows if r.stage_index == stage]
+    return MetricsPublic(job_id=job_id, rows=rows)
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def cancel_job(job_id: JobId, session: SessionDep) -> JobPublic:
+    """Stop a job: a running stage stops at its next batch boundary (within one epoch), keeping its artifacts."""
+    job = jobs.request_cancel(session, jobs.get_job(session, job_id))
+    return jobs.job_public(job)
+
+
+def _snapshot(job_id: str) -> dict:
+    with session_scope() as session:
+        return jobs.job_public(jobs.get_job(session, job_id)).model_dump(mode="json")
+
+
+@router.get("/{job_id}/events", response_class=StreamingResponse)
+async def job_events(
+    job_id: JobId, interval: Annotated[float, Query(ge=0.2, le=30.0, description="Seconds between checks.")] = 1.0
+) -> StreamingResponse:
+    """Server-sent events: a ``job`` event whenever the job changes, until it reaches a terminal state."""
+    first = await run_in_threadpool(_snapshot, job_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        snapshot, previous = first, None
+        while True:
+            fingerprint = json.dumps(
+                [snapshot["state"], snapshot["progress"], [(s["state"], s["epoch"]) for s in snapshot["stages"]]]
+            )
+            if fingerprint != previous:
+                previous = fingerprint
+                yield f"event: job\ndata: {json.dumps(snapshot)}\n\n"
+            if JobState(snapshot["state"]).is_terminal():
+                yield "event: end\ndata: {}\n\n"
+                return
+            await asyncio.sleep(interval)
+            snapshot = await run_in_threadpool(_snapshot, job_id)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

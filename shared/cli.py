@@ -1,0 +1,350 @@
+"""The ``stagerun`` command. Server commands start processes (the API, a Celery worker, a one-shot
+pipeline) so this module never imports the worker; client commands talk to the API over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from shared.progress import follow, per_class_table
+from shared.settings import get_settings
+
+DEMO_DATASET = "demo"
+
+
+def _python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def api_command(host: str, port: int) -> list[str]:
+    return _python_module("uvicorn", "api.main:app", "--host", host, "--port", str(port), "--log-level", "info")
+
+
+def worker_command(concurrency: int, queue: str) -> list[str]:
+    return _python_module(
+        "celery", "-A", "worker.celery_app", "worker", "--loglevel", "INFO", "-Q", queue, "-c", str(concurrency)
+    )
+
+
+# ----------------------------------------------------------------------------------------------- server side
+
+
+def cmd_db_upgrade(_args) -> int:
+    from shared import migrate
+
+    migrate.upgrade()
+    print(f"database at head: {get_settings().database_url.split('@')[-1]}")
+    return 0
+
+
+def cmd_api(args) -> int:
+    settings = get_settings()
+    os.execv(sys.executable, api_command(args.host or settings.api_host, args.port or settings.api_port))
+    return 0
+
+
+def cmd_worker(args) -> int:
+    settings = get_settings()
+    os.execv(sys.executable, worker_command(args.concurrency, args.queue or settings.queue))
+    return 0
+
+
+def cmd_run(args) -> int:
+    os.execv(sys.executable, _python_module("worker.oneshot", args.file))
+    return 0
+
+
+class Stack:
+    """The API and one worker as child processes (``stagerun up``, ``stagerun demo``)."""
+
+    def __init__(self, log_dir: Path | None = None):
+        self.settings = get_settings()
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        from shared import migrate
+
+        self.settings.ensure_dirs()
+        migrate.upgrade()
+        for name, command in (
+            ("api", api_command(self.settings.api_host, self.settings.api_port)),
+            ("worker", worker_command(1, self.settings.queue)),
+        ):
+            output = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                output = (self.log_dir / f"{name}.log").open("ab")
+            self.processes.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT))
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError("the API or the worker exited while starting; see their logs")
+            try:
+                if httpx.get(f"{self.settings.api_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"API not ready at {self.settings.api_url} after {timeout_s:.0f}s")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def cmd_up(_args) -> int:
+    stack = Stack()
+    stack.start()
+    settings = stack.settings
+    print(f"stagerun up: API {settings.api_url} (docs {settings.api_url}/docs), one worker on queue {settings.queue}")
+    print(f"database {settings.database_url}\nbroker   {settings.broker_url}\nhome     {settings.home}")
+    try:
+        while all(p.poll() is None for p in stack.processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- client side
+
+
+class ApiError(Exception):
+    pass
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(base_url=get_settings().api_url, timeout=30)
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            message = error["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        raise ApiError(f"HTTP {response.status_code}: {message}")
+    return response
+
+
+def submit(spec: dict, idempotency_key: str | None = None) -> dict:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    with _client() as client:
+        return _check(client.post("/v1/jobs", json=spec, headers=headers)).json()
+
+
+def fetch_job(job_id: str) -> dict:
+    with _client() as client:
+        return _check(client.get(f"/v1/jobs/{job_id}")).json()
+
+
+def download(job_id: str, output: Path, artifact: str | None = None) -> Path:
+    url = f"/v1/jobs/{job_id}/artifacts/{artifact}" if artifact else f"/v1/jobs/{job_id}/weights"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".part")
+    with _client() as client, client.stream("GET", url) as response:
+        if response.status_code >= 400:
+            response.read()
+            _check(response)
+        with partial.open("wb") as handle:
+            for chunk in response.iter_bytes():
+                handle.write(chunk)
+    partial.replace(output)
+    return output
+
+
+def cmd_submit(args) -> int:
+    import yaml
+
+    spec = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
+    job = submit(spec, args.idempotency_key)
+    print(job["id"])
+    if args.watch:
+        return _watch(job["id"])
+    return 0
+
+
+def _print_job(job: dict) -> None:
+    print(f"job {job['id']} ({job['name']}): {job['state']} - {job['progress']}")
+    for stage in job["stages"]:
+        line = f"  {stage['index'] + 1:02d} {stage['type']:<9} {stage['state']:<10}"
+        if stage.get("epochs"):
+            line += f" epoch {stage['epoch']}/{stage['epochs']}"
+        if stage.get("duration_s") is not None:
+            line += f"  {stage['duration_s']:.1f}s"
+        if stage.get("error"):
+            line += f"\n     error: {stage['error'].strip().splitlines()[-1]}"
+        print(line)
+    if job.get("error"):
+        print(f"  error: {job['error'].strip().splitlines()[0]}")
+
+
+def cmd_status(args) -> int:
+    job = fetch_job(args.job_id)
+    if args.json:
+        print(json.dumps(job, indent=2))
+    else:
+        _print_job(job)
+    return 0
+
+
+def _watch(job_id: str) -> int:
+    job = follow(lambda: fetch_job(job_id), interval_s=1.0)
+    _print_job(job)
+    return 0 if job["state"] == "succeeded" else 1
+
+
+def cmd_watch(args) -> int:
+    return _watch(args.job_id)
+
+
+def cmd_download(args) -> int:
+    default = Path(args.artifact).name if args.artifact else f"{args.job_id}-best.pt"
+    path = download(args.job_id, Path(args.output or default), args.artifact)
+    print(f"{path} ({path.stat().st_size} bytes)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- demo
+
+
+def demo_pipeline(epochs: int = 3, imgsz: int = 128) -> dict:
+    return {
+        "name": "demo",
+        "tags": ["demo"],
+        "dataset": DEMO_DATASET,
+        "model": "yolov8n.yaml",
+        "stages": [
+            {"type": "train", "epochs": epochs, "imgsz": imgsz, "batch": 8, "seed": 0, "workers": 0},
+            {"type": "evaluate", "split": "val", "imgsz": imgsz, "batch": 8},
+        ],
+    }
+
+
+def cmd_synth(args) -> int:
+    from shared.synthetic import make_dataset
+
+    path = make_dataset(Path(args.folder), train=args.train, val=args.val, test=args.test, size=args.size, seed=args.seed)
+    print(path)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Start the embedded stack, make a dataset, submit train+evaluate, follow it, fetch best.pt."""
+    from shared.synthetic import make_dataset
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    dataset = settings.datasets_root / DEMO_DATASET
+    if not (dataset / "data.yaml").exists():
+        make_dataset(dataset, train=16, val=8, size=128, seed=0)
+        print(f"synthetic dataset: {dataset}")
+    stack = Stack(log_dir=settings.home / "logs")
+    stack.start()
+    try:
+        stack.wait_ready()
+        print(f"API {settings.api_url} and one worker are up (logs in {settings.home / 'logs'})")
+        job = submit(demo_pipeline(epochs=args.epochs))
+        print(f"submitted job {job['id']}: train ({args.epochs} epochs) then evaluate")
+        final = follow(lambda: fetch_job(job["id"]), interval_s=1.0)
+        _print_job(final)
+        if final["state"] != "succeeded":
+            return 1
+        weights = download(job["id"], Path(args.output or settings.home / "demo" / "best.pt"))
+        print(f"\nbest.pt downloaded to {weights.resolve()} ({weights.stat().st_size} bytes)")
+        evaluate = final["stages"][-1]
+        print(f"\nper-class metrics on '{evaluate['results']['split']}':")
+        print(per_class_table(evaluate["results"]["metrics"]))
+        return 0
+    finally:
+        stack.stop()
+
+
+# ----------------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stagerun", description="Staged object-detector training as a service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("up", help="start the API and one worker (embedded default: SQLite, no servers)").set_defaults(func=cmd_up)
+    api = sub.add_parser("api", help="start the API server")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=cmd_api)
+    worker = sub.add_parser("worker", help="start a Celery worker (one per GPU)")
+    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument("--queue")
+    worker.set_defaults(func=cmd_worker)
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply Alembic migrations up to head").set_defaults(func=cmd_db_upgrade)
+    run = sub.add_parser("run", help="run a pipeline file here, without the API")
+    run.add_argument("file")
+    run.set_defaults(func=cmd_run)
+    submit_parser = sub.add_parser("submit", help="submit a pipeline file to the API")
+    submit_parser.add_argument("file")
+    submit_parser.add_argument("--idempotency-key")
+    submit_parser.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    submit_parser.set_defaults(func=cmd_submit)
+    status = sub.add_parser("status", help="show a job")
+    status.add_argument("job_id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    watch = sub.add_parser("watch", help="progress bar until the job ends")
+    watch.add_argument("job_id")
+    watch.set_defaults(func=cmd_watch)
+    dl = sub.add_parser("download", help="download a job's best weights (or one artifact)")
+    dl.add_argument("job_id")
+    dl.add_argument("-o", "--output")
+    dl.add_argument("--artifact", help="artifact path, e.g. 01-train/results.csv")
+    dl.set_defaults(func=cmd_download)
+    synth = sub.add_parser("synth", help="write a small synthetic detection dataset")
+    synth.add_argument("folder")
+    synth.add_argument("--train", type=int, default=16)
+    synth.add_argument("--val", type=int, default=8)
+    synth.add_argument("--test", type=int, default=0)
+    synth.add_argument("--size", type=int, default=128)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_synth)
+    demo = sub.add_parser("demo", help="embedded end-to-end demo: train + evaluate on synthetic data")
+    demo.add_argument("--epochs", type=int, default=3)
+    demo.add_argument("-o", "--output")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except httpx.ConnectError:
+        print(f"error: no stagerun API at {get_settings().api_url} (start it with 'stagerun up')", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Domain errors, raised anywhere and turned into one JSON error shape at the API edge."""
+
+from __future__ import annotations
+
+
+class StagerunError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+
+class InvalidSpec(StagerunError):
+    status_code = 422
+    code = "invalid_spec"
+
+
+class NotFound(StagerunError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(StagerunError):
+    status_code = 409
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+
+class PathOutsideRoot(StagerunError):
+    """A path given by a user that would leave the root it must stay in."""
+
+    status_code = 400
+    code = "path_outside_root"
+
+
+class ServiceUnavailable(StagerunError):
+    status_code = 503
+    code = "unavailable"

@@ -1,0 +1,239 @@
+"""Creating, describing and cancelling jobs: the operations the API and the one-shot CLI share."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.errors import Conflict, InvalidSpec, NotFound
+from shared.models import Job, MetricRow, Stage, as_utc, utcnow
+from shared.references import DatasetRef, ModelRef, resolve_dataset, resolve_model
+from shared.schemas import JobCreate, JobPublic, Links, MetricRowPublic, StagePublic
+from shared.settings import Settings
+from shared.states import JobState, StageState, move_job, move_stage
+from shared.storage import stage_dir_rel
+
+
+def request_hash(spec: JobCreate) -> str:
+    canonical = json.dumps(spec.model_dump(mode="json", exclude_unset=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> None:
+    """Checks that need the whole pipeline: every stage has the inputs it consumes."""
+    trained = False
+    for index, stage in enumerate(spec.stages):
+        field = f"stages.{index}"
+        if stage.type == "train":
+            trained = True
+        elif stage.type == "evaluate":
+            if stage.split not in dataset.splits:
+                raise InvalidSpec(f"dataset has no '{stage.split}' split to evaluate on", field=f"{field}.split")
+            uses_model = stage.weights == "model" or not trained
+            if uses_model and not model.is_weights:
+                raise InvalidSpec(
+                    "evaluate needs weights: put a train stage before it or start the job from a .pt or job:<id>",
+                    field=f"{field}.weights",
+                )
+
+
+def create_job(
+    session: Session, settings: Settings, spec: JobCreate, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
+    """Validate and store a job with its stages; the first stage is queued. Returns (job, created).
+
+    A repeated Idempotency-Key with the same body returns the first job; with another body, 409."""
+    digest = request_hash(spec)
+    if idempotency_key is not None:
+        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+        if existing is not None:
+            if existing.request_hash != digest:
+                raise Conflict("Idempotency-Key was already used for a different request", field="Idempotency-Key")
+            return existing, False
+    dataset = resolve_dataset(settings, spec.dataset)
+    model = resolve_model(settings, session, spec.model)
+    check_pipeline(spec, dataset, model)
+    now = utcnow()
+    job = Job(
+        name=spec.name or f"{spec.stages[0].type}-{now:%Y%m%d-%H%M%S}",
+        tags=list(spec.tags),
+        state=JobState.QUEUED.value,
+        dataset=spec.dataset,
+        model=spec.model,
+        spec=spec.model_dump(mode="json"),
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        created_at=now,
+    )
+    session.add(job)
+    session.flush()
+    for index, stage_spec in enumerate(spec.stages):
+        stage = Stage(
+            job_id=job.id,
+            index=index,
+            type=stage_spec.type,
+            state=StageState.PENDING.value,
+            spec=stage_spec.model_dump(mode="json", exclude_none=True),
+            dir=stage_dir_rel(job.id, index, stage_spec.type),
+            epochs=getattr(stage_spec, "epochs", None),
+        )
+        if index == 0:
+            move_stage(stage, StageState.QUEUED, now=now)
+        job.stages.append(stage)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        return create_job(session, settings, spec, idempotency_key)  # lost a race on the same key
+    return job, True
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found", field="job_id")
+    return job
+
+
+def list_jobs(session: Session, state: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
+    query = select(Job)
+    if state:
+        query = query.where(Job.state == state)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
+    return list(jobs), count
+
+
+def request_cancel(session: Session, job: Job) -> Job:
+    """Ask a job to stop. Stages not yet running are cancelled now; a running stage stops at its next
+    batch boundary (the worker sees the request) and keeps what it produced."""
+    if JobState(job.state).is_terminal():
+        raise Conflict(f"job {job.id} already {job.state}", field="job_id")
+    now = utcnow()
+    job.cancel_requested_at = job.cancel_requested_at or now
+    session.execute(
+        update(Stage)
+        .where(Stage.job_id == job.id, Stage.state.in_([StageState.PENDING.value, StageState.QUEUED.value]))
+        .values(state=StageState.CANCELLED.value, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    session.expire(job)
+    running = session.scalar(
+        select(func.count()).where(Stage.job_id == job.id, Stage.state == StageState.RUNNING.value)
+    )
+    if not running:
+        move_job(job, JobState.CANCELLED, error="cancelled by request", now=now)
+    session.commit()
+    return job
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None:
+        return None
+    return round((as_utc(end or utcnow()) - as_utc(start)).total_seconds(), 3)
+
+
+def stage_public(stage: Stage) -> StagePublic:
+    duration = _seconds(stage.started_at, stage.finished_at)
+    eta = None
+    if stage.state == StageState.RUNNING.value and stage.epochs and stage.epoch and duration is not None:
+        eta = round(duration / stage.epoch * (stage.epochs - stage.epoch), 1)
+    return StagePublic(
+        index=stage.index,
+        type=stage.type,
+        name=stage.spec.get("name"),
+        state=stage.state,
+        spec=stage.spec,
+        dir=stage.dir,
+        epoch=stage.epoch,
+        epochs=stage.epochs,
+        latest_metrics=stage.latest_metrics,
+        results=stage.results,
+        error=stage.error,
+        attempt=stage.attempt,
+        worker_id=stage.worker_id,
+        queued_at=stage.queued_at,
+        started_at=stage.started_at,
+        finished_at=stage.finished_at,
+        duration_s=duration,
+        eta_s=eta,
+    )
+
+
+def links(job_id: str) -> Links:
+    base = f"/v1/jobs/{job_id}"
+    return Links(
+        self=base,
+        metrics=f"{base}/metrics",
+        events=f"{base}/events",
+        artifacts=f"{base}/artifacts",
+        weights=f"{base}/weights",
+        cancel=f"{base}/cancel",
+    )
+
+
+def _progress(job: Job) -> tuple[int | None, str]:
+    total = len(job.stages)
+    current = next((s for s in job.stages if not StageState(s.state).is_terminal()), None)
+    if current is None:
+        return None, f"{job.state}: {total}/{total} stages done" if job.state == "succeeded" else job.state
+    text = f"stage {current.index + 1}/{total} {current.type} {current.state}"
+    if current.epochs:
+        text += f": epoch {current.epoch}/{current.epochs}"
+    return current.index, text
+
+
+def job_public(job: Job) -> JobPublic:
+    current, progress = _progress(job)
+    return JobPublic(
+        id=job.id,
+        name=job.name,
+        tags=job.tags,
+        state=job.state,
+        dataset=job.dataset,
+        model=job.model,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        duration_s=_seconds(job.started_at, job.finished_at),
+        cancel_requested=job.cancel_requested_at is not None,
+        error=job.error,
+        current_stage=current,
+        progress=progress,
+        best_weights=job.best_weights,
+        stages=[stage_public(s) for s in job.stages],
+        links=links(job.id),
+    )
+
+
+def metric_rows(session: Session, job: Job) -> list[MetricRowPublic]:
+    rows = session.execute(
+        select(MetricRow, Stage.index, Stage.type)
+        .join(Stage, MetricRow.stage_id == Stage.id)
+        .where(Stage.job_id == job.id)
+        .order_by(Stage.index, MetricRow.epoch)
+    ).all()
+    return [
+        MetricRowPublic(stage_index=index, stage_type=type_, epoch=row.epoch, values=row.values, created_at=row.created_at)
+        for row, index, type_ in rows
+    ]
+
+
+def summary(job: Job) -> dict:
+    """``summary.json``: the whole job in one file, written when it ends."""
+    public = job_public(job)
+    return {
+        "job": public.model_dump(mode="json", exclude={"links"}),
+        "final_metrics": next(
+            (s.results.get("metrics") for s in reversed(job.stages) if s.results and s.results.get("metrics")), None
+        ),
+        "written_at": utcnow().isoformat(),
+    }

@@ -1,0 +1,87 @@
+"""Following a job until it ends, with a progress bar per stage. The same code follows a job over
+HTTP (``stagerun watch``) and straight from the database (``stagerun run``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from tqdm import tqdm
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+SHOWN_METRICS = ("train/box_loss", "train/cls_loss", "metrics/mAP50(B)", "metrics/mAP50-95(B)")
+
+
+def _postfix(stage: dict) -> dict:
+    metrics = stage.get("latest_metrics") or {}
+    shown = {k.split("/")[-1].replace("(B)", ""): round(v, 4) for k, v in metrics.items() if k in SHOWN_METRICS}
+    if stage.get("eta_s") is not None:
+        shown["eta_s"] = round(stage["eta_s"])
+    return shown
+
+
+def follow(fetch: Callable[[], dict], interval_s: float = 1.0, out=None) -> dict:
+    """Poll ``fetch()`` (a job as the API shows it) until the job ends; returns the last snapshot.
+
+    On a terminal this draws a bar per stage; elsewhere (logs, CI) it prints a line per change."""
+    out = out or sys.stderr
+    if not out.isatty():
+        return _follow_lines(fetch, interval_s, out)
+    bar: tqdm | None = None
+    bar_stage: int | None = None
+    while True:
+        job = fetch()
+        running = next((s for s in job["stages"] if s["state"] in ("queued", "running")), None)
+        if running is not None:
+            if bar_stage != running["index"]:
+                if bar is not None:
+                    bar.close()
+                total = running.get("epochs") or 1
+                label = f"stage {running['index'] + 1}/{len(job['stages'])} {running['type']}"
+                bar = tqdm(total=total, desc=label, unit="epoch", file=out, dynamic_ncols=True)
+                bar_stage = running["index"]
+            bar.n = min(running.get("epoch") or 0, bar.total)
+            bar.set_postfix(_postfix(running), refresh=False)
+            bar.refresh()
+        if job["state"] in TERMINAL:
+            if bar is not None:
+                bar.close()
+            return job
+        time.sleep(interval_s)
+
+
+def _follow_lines(fetch: Callable[[], dict], interval_s: float, out) -> dict:
+    last_line = None
+    while True:
+        job = fetch()
+        running = next((s for s in job["stages"] if s["state"] in ("queued", "running")), None)
+        line = f"[{job['state']}] {job['progress']}"
+        if running is not None and _postfix(running):
+            line += "  " + " ".join(f"{k}={v}" for k, v in _postfix(running).items() if k != "eta_s")
+        if line != last_line:
+            print(line, file=out, flush=True)
+            last_line = line
+        if job["state"] in TERMINAL:
+            return job
+        time.sleep(interval_s)
+
+
+def per_class_table(metrics: dict) -> str:
+    """A plain-text table of overall and per-class figures from a stage's ``metrics`` result."""
+    lines = [f"{'class':<16}{'images':>8}{'inst':>7}{'P':>8}{'R':>8}{'mAP50':>8}{'mAP50-95':>10}"]
+
+    def fmt(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    overall = metrics.get("overall", {})
+    lines.append(
+        f"{'all':<16}{'':>8}{'':>7}{fmt(overall.get('precision')):>8}{fmt(overall.get('recall')):>8}"
+        f"{fmt(overall.get('mAP50')):>8}{fmt(overall.get('mAP50-95')):>10}"
+    )
+    for row in metrics.get("per_class", []):
+        lines.append(
+            f"{row['name'][:15]:<16}{row['images']:>8}{row['instances']:>7}{fmt(row['precision']):>8}"
+            f"{fmt(row['recall']):>8}{fmt(row['mAP50']):>8}{fmt(row['mAP50-95']):>10}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""Resolve what a job names (dataset, starting model) to files on the volume, refusing anything else.
+
+Used at submit time by the API (so a bad reference is a 422 before anything is queued) and again by
+the worker at run time (so it trains on exactly what was checked). Imports neither torch nor
+Ultralytics: model names are checked against Ultralytics' packaged yaml files on disk."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from sqlalchemy.orm import Session
+
+from shared.errors import InvalidSpec, NotFound, PathOutsideRoot
+from shared.models import Job
+from shared.settings import Settings
+from shared.storage import is_inside, safe_resolve
+
+DATA_YAML_NAMES = ("data.yaml", "data.yml")
+IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    yaml_path: Path
+    root: Path
+    names: list[str]
+    splits: dict[str, list[Path]]
+
+    def ultralytics_yaml(self) -> dict:
+        """A data.yaml with absolute paths and nothing Ultralytics could download or execute."""
+        data = {"path": str(self.root), "names": dict(enumerate(self.names)), "nc": len(self.names)}
+        for split, paths in self.splits.items():
+            data[split] = [str(p) for p in paths] if len(paths) > 1 else str(paths[0])
+        return data
+
+
+def _split_paths(value: object, split: str, base: Path, datasets_root: Path) -> list[Path]:
+    entries = value if isinstance(value, list) else [value]
+    if not entries or not all(isinstance(e, str) and e.strip() for e in entries):
+        raise InvalidSpec(f"data.yaml '{split}' must be a path or a list of paths", field="dataset")
+    paths = []
+    for entry in entries:
+        path = Path(entry)
+        path = path if path.is_absolute() else base / path
+        if not is_inside(datasets_root, path):
+            raise InvalidSpec(f"data.yaml '{split}' path {entry!r} leads outside the datasets root", field="dataset")
+        if not path.exists():
+            raise InvalidSpec(f"data.yaml '{split}' path {entry!r} does not exist", field="dataset")
+        paths.append(path.resolve())
+    return paths
+
+
+def _class_names(data: dict) -> list[str]:
+    names = data.get("names")
+    if isinstance(names, list):
+        result = names
+    elif isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise InvalidSpec("data.yaml 'names' keys must be class ids 0..nc-1", field="dataset") from None
+        if keys != list(range(len(keys))):
+            raise InvalidSpec("data.yaml 'names' keys must be the class ids 0..nc-1 without gaps", field="dataset")
+        result = [names.get(k, names.get(str(k))) for k in keys]
+    else:
+        raise InvalidSpec("data.yaml has no 'names' list or mapping", field="dataset")
+    if not result or not all(isinstance(n, str | int) and str(n).strip() for n in result):
+        raise InvalidSpec("data.yaml 'names' must hold at least one non-empty class name", field="dataset")
+    nc = data.get("nc")
+    if nc is not None and nc != len(result):
+        raise InvalidSpec(f"data.yaml says nc={nc} but lists {len(result)} names", field="dataset")
+    return [str(n) for n in result]
+
+
+def resolve_dataset(settings: Settings, dataset: str) -> DatasetRef:
+    """``dataset`` is a folder (holding data.yaml) or a yaml file, relative to the datasets root."""
+    try:
+        target = safe_resolve(settings.datasets_root, dataset, what="dataset")
+    except (PathOutsideRoot, NotFound) as exc:
+        raise InvalidSpec(exc.message, field="dataset") from None
+    if target.is_dir():
+        candidates = [target / n for n in DATA_YAML_NAMES if (target / n).is_file()]
+        if not candidates:
+            raise InvalidSpec(f"dataset {dataset!r} has no data.yaml", field="dataset")
+        yaml_path = candidates[0]
+    elif target.suffix in (".yaml", ".yml"):
+        yaml_path = target
+    else:
+        raise InvalidSpec(f"dataset {dataset!r} is neither a folder nor a yaml file", field="dataset")
+    try:
+        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidSpec(f"dataset {dataset!r}: data.yaml is not valid YAML ({exc.__class__.__name__})", field="dataset") from None
+    if not isinstance(data, dict):
+        raise InvalidSpec(f"dataset {dataset!r}: data.yaml must be a mapping", field="dataset")
+    names = _class_names(data)
+    base = yaml_path.parent
+    if data.get("path"):
+        if not isinstance(data["path"], str):
+            raise InvalidSpec("data.yaml 'path' must be a string", field="dataset")
+        base = Path(data["path"]) if Path(data["path"]).is_absolute() else yaml_path.parent / data["path"]
+        if not is_inside(settings.datasets_root, base):
+            raise InvalidSpec("data.yaml 'path' leads outside the datasets root", field="dataset")
+    splits = {}
+    for split in ("train", "val", "test"):
+        if data.get(split):
+            splits[split] = _split_paths(data[split], split, base, settings.datasets_root)
+    for required in ("train", "val"):
+        if required not in splits:
+            raise InvalidSpec(f"dataset {dataset!r}: data.yaml has no '{required}' split", field="dataset")
+    return DatasetRef(yaml_path=yaml_path, root=base.resolve(), names=names, splits=splits)
+
+
+@lru_cache
+def ultralytics_model_configs() -> frozenset[str]:
+    """Stems of the model yamls Ultralytics ships (yolov8, yolo11, ...), found without importing it."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    cfg_dir = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "models"
+    return frozenset(p.stem for p in cfg_dir.rglob("*.yaml"))
+
+
+def _is_known_model_yaml(name: str) -> bool:
+    stem = Path(name).stem
+    unscaled = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)  # yolov8n -> yolov8, as Ultralytics does
+    known = ultralytics_model_configs()
+    return stem in known or unscaled in known
+
+
+def _check_checkpoint(path: Path, field: str) -> Path:
+    if path.suffix != ".pt":
+        raise InvalidSpec(f"weights file {path.name!r} must end in .pt", field=field)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        raise InvalidSpec(f"{path.name!r} is not a PyTorch checkpoint (torch.save zip archive)", field=field)
+    return path
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a job starts from: ``source`` is a model yaml name or an absolute path to a .pt."""
+
+    source: str
+    is_weights: bool
+
+
+def resolve_model(settings: Settings, session: Session, model: str, field: str = "model") -> ModelRef:
+    model = model.strip()
+    if model.startswith("job:"):
+        job_id = model[4:]
+        job = session.get(Job, job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
+        if job is None:
+            raise InvalidSpec(f"no job {job_id!r} to take weights from", field=field)
+        if not job.best_weights:
+            raise InvalidSpec(f"job {job_id} has no best weights (state {job.state})", field=field)
+        weights = safe_resolve(settings.artifacts_root, job.best_weights, what=field)
+        return ModelRef(source=str(_check_checkpoint(weights, field)), is_weights=True)
+    suffix = Path(model).suffix
+    if suffix in (".yaml", ".yml"):
+        if "/" not in model and "\\" not in model and _is_known_model_yaml(model):
+            return ModelRef(source=model, is_weights=False)
+        for root in (settings.weights_root, settings.datasets_root):
+            try:
+                return ModelRef(source=str(safe_resolve(root, model, what=field)), is_weights=False)
+            except NotFound:
+                continue
+            except PathOutsideRoot as exc:
+                raise InvalidSpec(exc.message, field=field) from None
+        raise InvalidSpec(f"model {model!r} is not an Ultralytics model config nor a yaml in the weights root", field=field)
+    if suffix == ".pt":
+        for root in (settings.weights_root, settings.artifacts_root):
+            try:
+                path = safe_resolve(root, model, what=field)
+            except NotFound:
+                continue
+            except PathOutsideRoot as exc:
+                raise InvalidSpec(exc.message, field=field) from None
+            return ModelRef(source=str(_check_checkpoint(path, field)), is_weights=True)
+        raise InvalidSpec(
+            f"weights {model!r} not found in the weights root ({settings.weights_root}) or the artifacts root; "
+            "stagerun never downloads weights: put the file there first",
+            field=field,
+        )
+    raise InvalidSpec(
+        f"model {model!r} must be a model yaml (yolov8n.yaml), a .pt file, or job:<id>", field=field
+    )

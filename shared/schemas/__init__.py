@@ -1,0 +1,28 @@
+from shared.schemas.jobs import (
+    ArtifactPublic,
+    ArtifactsPublic,
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    Links,
+    MetricRowPublic,
+    MetricsPublic,
+    StagePublic,
+)
+from shared.schemas.pipeline import STAGE_TYPES, EvaluateStage, StageSpec, TrainStage
+
+__all__ = [
+    "STAGE_TYPES",
+    "ArtifactPublic",
+    "ArtifactsPublic",
+    "EvaluateStage",
+    "JobCreate",
+    "JobPublic",
+    "JobsPublic",
+    "Links",
+    "MetricRowPublic",
+    "MetricsPublic",
+    "StagePublic",
+    "StageSpec",
+    "TrainStage",
+]

@@ -1,0 +1,114 @@
+"""Request and response schemas for jobs. Database rows are never returned directly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.schemas.pipeline import StageSpec
+
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:/+-]+$")]
+
+
+class JobCreate(BaseModel):
+    """A pipeline: a dataset, a starting model and ordered stages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+    dataset: str = Field(
+        min_length=1, max_length=1024, description="Folder under the datasets root holding data.yaml (or the yaml)."
+    )
+    model: str = Field(
+        "yolov8n.yaml",
+        min_length=1,
+        max_length=1024,
+        description="A model yaml name (yolov8n.yaml), a .pt under the weights, datasets or artifacts root, "
+        "a bare weights name found in the weights root (yolov8n.pt), or job:<id> for that job's best weights.",
+    )
+    stages: list[StageSpec] = Field(min_length=1, max_length=32)
+
+
+class Links(BaseModel):
+    self: str
+    metrics: str
+    events: str
+    artifacts: str
+    weights: str
+    cancel: str
+
+
+class StagePublic(BaseModel):
+    index: int
+    type: str
+    name: str | None
+    state: str
+    spec: dict
+    dir: str
+    epoch: int
+    epochs: int | None
+    latest_metrics: dict | None
+    results: dict | None
+    error: str | None
+    attempt: int
+    worker_id: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+    eta_s: float | None
+
+
+class JobPublic(BaseModel):
+    id: str
+    name: str
+    tags: list[str]
+    state: str
+    dataset: str
+    model: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+    cancel_requested: bool
+    error: str | None
+    current_stage: int | None = Field(description="Index of the stage running now, or next to run.")
+    progress: str = Field(description="Human summary, e.g. 'stage 1/2 train: epoch 3/10'.")
+    best_weights: str | None
+    stages: list[StagePublic]
+    links: Links
+
+
+class JobsPublic(BaseModel):
+    items: list[JobPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class MetricRowPublic(BaseModel):
+    stage_index: int
+    stage_type: str
+    epoch: int
+    values: dict
+    created_at: datetime
+
+
+class MetricsPublic(BaseModel):
+    job_id: str
+    rows: list[MetricRowPublic]
+
+
+class ArtifactPublic(BaseModel):
+    path: str
+    size: int
+    url: str
+
+
+class ArtifactsPublic(BaseModel):
+    job_id: str
+    items: list[ArtifactPublic]
+    total_size: int

@@ -1,0 +1,66 @@
+"""All configuration in one place. Nothing else reads ``os.environ`` for stagerun settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every field maps to ``STAGERUN_<NAME>``. With nothing set, everything lives under ``./var``
+    (the embedded default: SQLite database, SQLite Celery broker, artifacts on the local disk)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGERUN_", extra="ignore")
+
+    home: Path = Field(Path("var"), description="Root of everything stagerun keeps on this machine.")
+    database_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<home>/stagerun.db")
+    broker_url: str = Field("", description="Celery broker URL; default sqla+sqlite:///<home>/broker.db")
+    artifacts_root: Path = Field(Path(), description="Shared volume for job artifacts; default <home>/artifacts")
+    datasets_root: Path = Field(Path(), description="Datasets a job may name; default <home>/datasets")
+    weights_root: Path = Field(Path(), description="Weights files a job may name (e.g. yolov8n.pt); default <home>/weights")
+    yolo_config_dir: Path = Field(Path(), description="Ultralytics' writable config dir; default <home>/ultralytics")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_url: str = Field("", description="Where the CLI finds the API; default http://<api_host>:<api_port>")
+
+    queue: str = Field("stagerun", description="Celery queue the API sends stages to and the worker consumes.")
+    device: str = Field("", description="Torch device for stages ('cpu', '0', ...); default: first GPU, else cpu")
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    broker_poll_interval_s: float = Field(0.2, gt=0, description="Polling interval of the SQL broker transport.")
+    cancel_grace_s: float = Field(600.0, gt=0, description="After a cancel, how long a stage may run before it is killed.")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'stagerun.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.home / 'broker.db'}"
+        for name, default in (
+            ("artifacts_root", "artifacts"),
+            ("datasets_root", "datasets"),
+            ("weights_root", "weights"),
+            ("yolo_config_dir", "ultralytics"),
+        ):
+            value: Path = getattr(self, name)
+            setattr(self, name, (self.home / default) if value == Path() else value.expanduser().resolve())
+        if not self.api_url:
+            self.api_url = f"http://{self.api_host}:{self.api_port}"
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.artifacts_root, self.datasets_root, self.weights_root, self.yolo_config_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,28 @@
+"""The worker side of the one Celery app (``celery -A worker.celery_app worker``)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_process_init, worker_ready
+
+from shared.db import get_engine
+from shared.queue import enqueue_stage, get_celery
+
+app = get_celery()
+app.conf.imports = ("worker.tasks",)
+log = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _fresh_connections(**_kwargs) -> None:
+    get_engine().dispose(close=False)  # connections must not be shared across a fork
+
+
+@worker_ready.connect
+def _resend_queued(**_kwargs) -> None:
+    from worker.pipeline import requeue_queued_stages
+
+    count = requeue_queued_stages(enqueue_stage)
+    if count:
+        log.info("re-sent %d queued stage(s) to the broker", count)

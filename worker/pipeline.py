@@ -1,0 +1,189 @@
+"""Runs a job's stages in order. The same code serves a Celery worker (one task per stage, the next
+stage enqueued when one succeeds) and ``stagerun run FILE`` (the same steps in a loop, no broker)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from shared.db import session_scope
+from shared.jobs import summary
+from shared.models import Job, Stage, as_utc, utcnow
+from shared.settings import Settings, get_settings
+from shared.states import JobState, StageState, claim_stage, move_job, move_stage
+from shared.storage import job_dir_rel
+from worker.reporting import with_retry
+from worker.stages.base import EXIT_CANCELLED, EXIT_SUCCEEDED
+from worker.ultralytics_ext.offline import ultralytics_env
+
+log = logging.getLogger(__name__)
+Enqueue = Callable[[int], None]
+LOG_TAIL_CHARS = 2000
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _log_tail(path: Path) -> str:
+    if not path.exists():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - LOG_TAIL_CHARS))
+        return handle.read().decode("utf-8", "replace")
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by signal {signal.Signals(-returncode).name}"
+    return f"exit status {returncode}"
+
+
+def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id: str, me: str) -> int:
+    """Start the stage's own process and watch it: heartbeat the lease, and kill it if a cancelled
+    stage does not stop by itself within the grace period."""
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **ultralytics_env(settings.yolo_config_dir), "PYTHONUNBUFFERED": "1"}
+    with (stage_dir / "stage.log").open("ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker.stage_process", str(stage_id)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
+        terminated_at: float | None = None
+        while True:
+            try:
+                return process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() < next_heartbeat:
+                continue
+            next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
+
+            def beat(session) -> object:
+                session.execute(
+                    update(Stage).where(Stage.id == stage_id, Stage.worker_id == me).values(heartbeat_at=utcnow())
+                )
+                return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
+
+            cancel_requested_at = with_retry(beat)
+            if cancel_requested_at is None:
+                continue
+            waited = (utcnow() - as_utc(cancel_requested_at)).total_seconds()
+            if terminated_at is None and waited > settings.cancel_grace_s:
+                log.warning("stage %s ignored its cancel for %.0fs; terminating it", stage_id, waited)
+                os.killpg(process.pid, signal.SIGTERM)
+                terminated_at = time.monotonic()
+            elif terminated_at is not None and time.monotonic() - terminated_at > 30:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _write_summary(settings: Settings, job: Job) -> None:
+    job_dir = settings.artifacts_root / job_dir_rel(job.id)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "summary.json").write_text(json.dumps(summary(job), indent=2, default=str))
+
+
+def finish_stage(settings: Settings, stage_id: int, returncode: int) -> int | None:
+    """Record how a stage ended and move the job on. Returns the id of the stage to run next."""
+    next_stage_id = None
+    with session_scope() as session:
+        stage = session.get(Stage, stage_id)
+        job = stage.job
+        if stage.state != StageState.RUNNING.value:
+            log.warning("stage %s is %s, not running; leaving it", stage_id, stage.state)
+            return None
+        produced = (stage.results or {}).get("weights")
+        if produced and stage.type == "train":
+            job.best_weights = produced
+        log_tail = _log_tail(settings.artifacts_root / stage.dir / "stage.log")
+        if returncode == EXIT_SUCCEEDED:
+            move_stage(stage, StageState.SUCCEEDED)
+        elif returncode == EXIT_CANCELLED or job.cancel_requested_at is not None:
+            move_stage(stage, StageState.CANCELLED)
+        else:
+            error = stage.error or f"stage process ended with {_describe_exit(returncode)}:\n{log_tail}"
+            move_stage(stage, StageState.FAILED, error=error)
+        later = [s for s in job.stages if s.index > stage.index and not StageState(s.state).is_terminal()]
+        if stage.state == StageState.SUCCEEDED.value and job.cancel_requested_at is None:
+            if later:
+                move_stage(later[0], StageState.QUEUED)
+                next_stage_id = later[0].id
+            else:
+                move_job(job, JobState.SUCCEEDED)
+        elif stage.state == StageState.FAILED.value:
+            for rest in later:
+                move_stage(rest, StageState.SKIPPED)
+            move_job(job, JobState.FAILED, error=f"stage {stage.index + 1} ({stage.type}) failed: {stage.error}")
+        else:
+            for rest in later:
+                move_stage(rest, StageState.CANCELLED)
+            move_job(job, JobState.CANCELLED, error="cancelled by request")
+        session.flush()
+        if JobState(job.state).is_terminal():
+            _write_summary(settings, job)
+    return next_stage_id
+
+
+def execute_stage(stage_id: int, enqueue: Enqueue, me: str | None = None) -> str:
+    """Claim a queued stage, run it in its own process, record the outcome, enqueue what follows.
+
+    Returns what happened; a stage that is not queued (already claimed, cancelled, finished) is left
+    alone, so a duplicate delivery of the same message runs nothing."""
+    settings = get_settings()
+    me = me or worker_id()
+    with session_scope() as session:
+        if not claim_stage(session, stage_id, me):
+            return "not-claimed"
+        stage = session.get(Stage, stage_id)
+        job = stage.job
+        if job.state == JobState.QUEUED.value:
+            move_job(job, JobState.RUNNING)
+        stage_dir, job_id = settings.artifacts_root / stage.dir, job.id
+    log.info("stage %s of job %s claimed by %s", stage_id, job_id, me)
+    returncode = run_stage_process(settings, stage_id, stage_dir, job_id, me)
+    next_stage_id = finish_stage(settings, stage_id, returncode)
+    if next_stage_id is not None:
+        enqueue(next_stage_id)
+    return "succeeded" if returncode == EXIT_SUCCEEDED else _describe_exit(returncode)
+
+
+def run_job_locally(job_id: str, on_stage: Callable[[int, str], None] | None = None) -> str:
+    """Run every stage of a job in this process's thread, one after another, without a broker."""
+    pending: list[int] = []
+    with session_scope() as session:
+        first = session.scalar(
+            select(Stage.id).where(Stage.job_id == job_id, Stage.state == StageState.QUEUED.value).order_by(Stage.index)
+        )
+        if first is not None:
+            pending.append(first)
+    while pending:
+        stage_id = pending.pop(0)
+        outcome = execute_stage(stage_id, enqueue=pending.append)
+        if on_stage is not None:
+            on_stage(stage_id, outcome)
+    with session_scope() as session:
+        return session.get(Job, job_id).state
+
+
+def requeue_queued_stages(enqueue: Enqueue) -> int:
+    """Send every queued stage to the broker again (after a restart the broker may have lost them).
+    Harmless for stages already in the broker: a duplicate claims nothing."""
+    with session_scope() as session:
+        ids = session.scalars(select(Stage.id).where(Stage.state == StageState.QUEUED.value)).all()
+    for stage_id in ids:
+        enqueue(stage_id)
+    return len(ids)

@@ -1,0 +1,112 @@
+"""``python -m worker.stage_process STAGE_ID``: runs one stage in a process of its own.
+
+Celery's prefork children are daemonic and may not start children, so a DataLoader with workers
+inside a task would die; a plain subprocess may. It also gives a clean GPU after every stage, cancel
+by signal as a last resort, and a crash that kills one stage rather than the worker.
+Exit status: 0 succeeded, 3 cancelled, anything else failed (the error text is on the stage)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
+
+from shared.db import session_scope
+from shared.errors import StagerunError
+from shared.models import Stage
+from shared.references import resolve_dataset, resolve_model
+from shared.schemas import StageSpec
+from shared.settings import Settings, get_settings
+from shared.states import StageState
+from shared.storage import safe_resolve
+from worker.reporting import StageReporter
+from worker.stages import RUNNERS
+from worker.stages.base import EXIT_CANCELLED, EXIT_FAILED, EXIT_SUCCEEDED, StageCancelled, StageContext
+from worker.ultralytics_ext.offline import prepare_offline
+
+log = logging.getLogger("stagerun.stage")
+
+
+def pick_device(settings: Settings) -> str:
+    if settings.device:
+        return settings.device
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def build_context(session: Session, settings: Settings, stage: Stage, reporter: StageReporter) -> StageContext:
+    import yaml
+
+    job = stage.job
+    spec = TypeAdapter(StageSpec).validate_python(stage.spec)
+    dataset = resolve_dataset(settings, job.dataset)
+    model = resolve_model(settings, session, job.model)
+    latest_weights = None
+    for earlier in job.stages[: stage.index]:
+        weights = (earlier.results or {}).get("weights")
+        if earlier.state == StageState.SUCCEEDED.value and weights:
+            latest_weights = safe_resolve(settings.artifacts_root, weights, what="weights")
+    stage_dir = settings.artifacts_root / stage.dir
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    data_yaml = stage_dir / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump(dataset.ultralytics_yaml(), sort_keys=False))
+    return StageContext(
+        settings=settings,
+        job_id=job.id,
+        stage_id=stage.id,
+        index=stage.index,
+        spec=spec,
+        stage_dir=stage_dir,
+        dataset=dataset,
+        data_yaml=data_yaml,
+        model=model,
+        latest_weights=latest_weights,
+        device=pick_device(settings),
+        reporter=reporter,
+    )
+
+
+def run(stage_id: int) -> int:
+    settings = get_settings()
+    prepare_offline(settings.yolo_config_dir)
+    with session_scope() as session:
+        stage = session.get(Stage, stage_id)
+        if stage is None:
+            log.error("no stage %s", stage_id)
+            return EXIT_FAILED
+        reporter = StageReporter(stage.id, stage.job_id)
+        try:
+            context = build_context(session, settings, stage, reporter)
+        except StagerunError as exc:
+            reporter.error(f"{exc.field or 'input'}: {exc.message}")
+            return EXIT_FAILED
+        stage_type = stage.type
+    log.info("stage %s (%s) of job %s starting on %s", stage_id, stage_type, context.job_id, context.device)
+    try:
+        results = RUNNERS[stage_type](context).run()
+    except StageCancelled as exc:
+        log.info("stage %s cancelled: %s", stage_id, exc)
+        return EXIT_CANCELLED
+    except Exception as exc:  # a failed stage records its error and fails the job; the worker lives on
+        traceback.print_exc()
+        reporter.error(f"{type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    reporter.results(results)
+    return EXIT_SUCCEEDED
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m worker.stage_process STAGE_ID", file=sys.stderr)
+        return 2
+    return run(int(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

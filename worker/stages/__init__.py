@@ -1,0 +1,7 @@
+"""Stage runners by type: one module per stage type, all behind ``StageRunner``."""
+
+from worker.stages.base import StageRunner
+from worker.stages.evaluate import EvaluateRunner
+from worker.stages.train import TrainRunner
+
+RUNNERS: dict[str, type[StageRunner]] = {runner.type: runner for runner in (TrainRunner, EvaluateRunner)}

@@ -1,0 +1,54 @@
+"""The interface every stage type implements, and what a stage is given to work with."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from shared.references import DatasetRef, ModelRef
+from shared.settings import Settings
+from worker.reporting import StageReporter
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_CANCELLED = 3
+
+
+class StageCancelled(Exception):
+    """Raised by a stage that stopped because its job was cancelled; what it produced is kept."""
+
+
+@dataclass
+class StageContext:
+    settings: Settings
+    job_id: str
+    stage_id: int
+    index: int
+    spec: BaseModel
+    stage_dir: Path
+    dataset: DatasetRef
+    data_yaml: Path
+    model: ModelRef
+    latest_weights: Path | None
+    device: str
+    reporter: StageReporter
+
+    def relative(self, path: Path) -> str:
+        """A path as stored in the database: relative to the artifacts root."""
+        return path.resolve().relative_to(self.settings.artifacts_root.resolve()).as_posix()
+
+
+class StageRunner(ABC):
+    type: ClassVar[str]
+
+    def __init__(self, context: StageContext):
+        self.context = context
+
+    @abstractmethod
+    def run(self) -> dict:
+        """Do the stage's work and return its results (stored on the stage). ``results['weights']``,
+        when present, is the path (relative to the artifacts root) later stages start from."""
