@@ -37,7 +37,10 @@ def install_error_handlers(app: FastAPI) -> None:
         field = _field_of(tuple(first.get("loc", ())))
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
         details = [
-            {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg", "")).removeprefix("Value error, ")}
+            {
+                "field": _field_of(tuple(e.get("loc", ()))),
+                "message": str(e.get("msg", "")).removeprefix("Value error, "),
+            }
             for e in errors
         ]
         body = error_body("invalid_request", f"{field}: {message}" if field else message, field or None)

@@ -244,7 +244,9 @@ def demo_pipeline(epochs: int = 3, imgsz: int = 128) -> dict:
 def cmd_synth(args) -> int:
     from shared.synthetic import make_dataset
 
-    path = make_dataset(Path(args.folder), train=args.train, val=args.val, test=args.test, size=args.size, seed=args.seed)
+    path = make_dataset(
+        Path(args.folder), train=args.train, val=args.val, test=args.test, size=args.size, seed=args.seed
+    )
     print(path)
     return 0
 
@@ -287,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stagerun", description="Staged object-detector training as a service.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("up", help="start the API and one worker (embedded default: SQLite, no servers)").set_defaults(func=cmd_up)
+    sub.add_parser("up", help="start the API and one worker (embedded default: SQLite, no servers)").set_defaults(
+        func=cmd_up
+    )
     api = sub.add_parser("api", help="start the API server")
     api.add_argument("--host")
     api.add_argument("--port", type=int)

@@ -222,7 +222,9 @@ def metric_rows(session: Session, job: Job) -> list[MetricRowPublic]:
         .order_by(Stage.index, MetricRow.epoch)
     ).all()
     return [
-        MetricRowPublic(stage_index=index, stage_type=type_, epoch=row.epoch, values=row.values, created_at=row.created_at)
+        MetricRowPublic(
+            stage_index=index, stage_type=type_, epoch=row.epoch, values=row.values, created_at=row.created_at
+        )
         for row, index, type_ in rows
     ]
 

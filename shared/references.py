@@ -96,7 +96,9 @@ def resolve_dataset(settings: Settings, dataset: str) -> DatasetRef:
     try:
         data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidSpec(f"dataset {dataset!r}: data.yaml is not valid YAML ({exc.__class__.__name__})", field="dataset") from None
+        raise InvalidSpec(
+            f"dataset {dataset!r}: data.yaml is not valid YAML ({exc.__class__.__name__})", field="dataset"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidSpec(f"dataset {dataset!r}: data.yaml must be a mapping", field="dataset")
     names = _class_names(data)
@@ -172,7 +174,9 @@ def resolve_model(settings: Settings, session: Session, model: str, field: str =
                 continue
             except PathOutsideRoot as exc:
                 raise InvalidSpec(exc.message, field=field) from None
-        raise InvalidSpec(f"model {model!r} is not an Ultralytics model config nor a yaml in the weights root", field=field)
+        raise InvalidSpec(
+            f"model {model!r} is not an Ultralytics model config nor a yaml in the weights root", field=field
+        )
     if suffix == ".pt":
         for root in (settings.weights_root, settings.artifacts_root):
             try:
@@ -187,6 +191,4 @@ def resolve_model(settings: Settings, session: Session, model: str, field: str =
             "stagerun never downloads weights: put the file there first",
             field=field,
         )
-    raise InvalidSpec(
-        f"model {model!r} must be a model yaml (yolov8n.yaml), a .pt file, or job:<id>", field=field
-    )
+    raise InvalidSpec(f"model {model!r} must be a model yaml (yolov8n.yaml), a .pt file, or job:<id>", field=field)

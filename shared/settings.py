@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     broker_url: str = Field("", description="Celery broker URL; default sqla+sqlite:///<home>/broker.db")
     artifacts_root: Path = Field(Path(), description="Shared volume for job artifacts; default <home>/artifacts")
     datasets_root: Path = Field(Path(), description="Datasets a job may name; default <home>/datasets")
-    weights_root: Path = Field(Path(), description="Weights files a job may name (e.g. yolov8n.pt); default <home>/weights")
+    weights_root: Path = Field(
+        Path(), description="Weights files a job may name (e.g. yolov8n.pt); default <home>/weights"
+    )
     yolo_config_dir: Path = Field(Path(), description="Ultralytics' writable config dir; default <home>/ultralytics")
 
     api_host: str = "127.0.0.1"
@@ -31,7 +33,9 @@ class Settings(BaseSettings):
     device: str = Field("", description="Torch device for stages ('cpu', '0', ...); default: first GPU, else cpu")
     heartbeat_interval_s: float = Field(5.0, gt=0)
     broker_poll_interval_s: float = Field(0.2, gt=0, description="Polling interval of the SQL broker transport.")
-    cancel_grace_s: float = Field(600.0, gt=0, description="After a cancel, how long a stage may run before it is killed.")
+    cancel_grace_s: float = Field(
+        600.0, gt=0, description="After a cancel, how long a stage may run before it is killed."
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -56,9 +56,7 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 STAGE_TRANSITIONS: dict[StageState, frozenset[StageState]] = {
     StageState.PENDING: frozenset({StageState.QUEUED, StageState.CANCELLED, StageState.SKIPPED}),
     StageState.QUEUED: frozenset({StageState.RUNNING, StageState.CANCELLED, StageState.FAILED}),
-    StageState.RUNNING: frozenset(
-        {StageState.SUCCEEDED, StageState.FAILED, StageState.CANCELLED, StageState.QUEUED}
-    ),
+    StageState.RUNNING: frozenset({StageState.SUCCEEDED, StageState.FAILED, StageState.CANCELLED, StageState.QUEUED}),
     StageState.SUCCEEDED: frozenset(),
     StageState.FAILED: frozenset(),
     StageState.CANCELLED: frozenset(),

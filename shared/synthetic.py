@@ -37,8 +37,9 @@ def _draw_image(rng: np.random.Generator, size: int, max_objects: int) -> tuple[
     return image, labels
 
 
-def make_dataset(root: Path, train: int = 8, val: int = 4, test: int = 0, size: int = 96, seed: int = 0,
-                 max_objects: int = 4) -> Path:
+def make_dataset(
+    root: Path, train: int = 8, val: int = 4, test: int = 0, size: int = 96, seed: int = 0, max_objects: int = 4
+) -> Path:
     """Write images/, labels/ and data.yaml under ``root``; returns the data.yaml path."""
     rng = np.random.default_rng(seed)
     splits = {"train": train, "val": val, "test": test}

@@ -52,7 +52,9 @@ def report(job: dict, artifacts_root: Path) -> int:
     print(f"job {job['id']} {job['state']}" + (f": {job['error']}" if job.get("error") else ""))
     if job.get("best_weights"):
         print(f"best weights: {artifacts_root / job['best_weights']}")
-    metrics = next((s["results"]["metrics"] for s in reversed(job["stages"]) if (s.get("results") or {}).get("metrics")), None)
+    metrics = next(
+        (s["results"]["metrics"] for s in reversed(job["stages"]) if (s.get("results") or {}).get("metrics")), None
+    )
     if metrics:
         print(per_class_table(metrics))
     return 0 if job["state"] == "succeeded" else 1

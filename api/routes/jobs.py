@@ -29,7 +29,11 @@ IdempotencyKey = Annotated[
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
 def submit_job(
-    spec: JobCreate, session: SessionDep, settings: SettingsDep, response: Response, idempotency_key: IdempotencyKey = None
+    spec: JobCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
     """Validate a pipeline and queue it. Every stage argument is checked before anything is queued."""
     job, created = jobs.create_job(session, settings, spec, idempotency_key)

@@ -47,4 +47,9 @@ class EvaluateRunner(StageRunner):
         }
         (context.stage_dir / "metrics.json").write_text(json.dumps(report, indent=2))
         context.reporter.progress(1, None)
-        return {"evaluated_weights": weights, "split": spec.split, "metrics": summary, "report": context.relative(context.stage_dir / "metrics.json")}
+        return {
+            "evaluated_weights": weights,
+            "split": spec.split,
+            "metrics": summary,
+            "report": context.relative(context.stage_dir / "metrics.json"),
+        }

@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	YOLO_OFFLINE=1 $(BIN)/stagerun demo
+
+test: install
+	$(BIN)/ruff check .
+	YOLO_OFFLINE=1 $(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	YOLO_OFFLINE=1 $(BIN)/python bench/runner_overhead.py
+	YOLO_OFFLINE=1 $(BIN)/python bench/submit_latency.py
+	YOLO_OFFLINE=1 $(BIN)/python bench/api_throughput.py
+
+clean:
+	rm -rf var .pytest_cache
