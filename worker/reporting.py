@@ -39,7 +39,7 @@ def with_retry(action: Callable[[Session], T], attempts: int = 8, first_delay_s:
 class StageReporter:
     """Writes what one stage process reports about itself."""
 
-    def __init__(self, stage_id: int, job_id: str, cancel_check_interval_s: float = 1.0):
+    def __init__(self, stage_id: int, job_id: str, cancel_check_interval_s: float = 0.5):
         self.stage_id = stage_id
         self.job_id = job_id
         self.cancel_check_interval_s = cancel_check_interval_s

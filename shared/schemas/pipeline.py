@@ -86,7 +86,7 @@ class TrainStage(StageBase):
     mosaic: Fraction | None = None
     mixup: Fraction | None = None
     close_mosaic: int | None = Field(None, ge=0, le=10_000)
-    cache: Literal["ram", "disk"] | bool | None = None
+    cache: Literal["ram", "disk", True, False] | None = None
     amp: bool | None = None
     workers: int | None = Field(None, ge=0, le=64)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)

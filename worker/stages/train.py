@@ -42,6 +42,9 @@ class TrainRunner(StageRunner):
                 cancelled = trainer.stop = True  # Ultralytics stops between batches and keeps last.pt
 
         def on_fit_epoch_end(trainer) -> None:
+            nonlocal cancelled
+            if reporter.cancel_requested(force=True):  # never start another epoch after a cancel
+                cancelled = trainer.stop = True
             row = trainer.results_row
             if row is not None and row["epoch"] not in published:
                 published.add(row["epoch"])

@@ -1,0 +1,48 @@
+"""Fixtures shared by every test: an isolated stagerun home (SQLite database, SQLite broker) per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def reset_caches() -> None:
+    """Settings, engines and the Celery app are cached per process; tests change the environment."""
+    from shared import db, queue, settings
+
+    for cached in (settings.get_settings, db.get_engine, db._session_factory, queue.get_celery):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Settings for the embedded default under a temp dir, with the schema migrated."""
+    for key in list(os.environ):
+        if key.startswith("STAGERUN_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("STAGERUN_HOME", str(tmp_path / "var"))
+    reset_caches()
+    from shared import migrate
+    from shared.settings import get_settings
+
+    migrate.upgrade()
+    settings = get_settings()
+    settings.ensure_dirs()
+    yield settings
+    from shared.db import get_engine
+
+    get_engine().dispose()
+    reset_caches()
+
+
+@pytest.fixture
+def tiny_dataset(embedded) -> str:
+    """An 8-image synthetic dataset under the datasets root; returns its name as a job names it."""
+    from shared.synthetic import make_dataset
+
+    make_dataset(embedded.datasets_root / "tiny", train=8, val=4, size=64, seed=1)
+    return "tiny"

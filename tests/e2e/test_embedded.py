@@ -1,0 +1,83 @@
+"""The embedded default end to end: SQLite database, SQLite broker, a real API and Celery worker."""
+
+import pytest
+
+from tests.e2e.checks import check_metric_rows_match_results_csv, check_weights_download_and_plain_load, tiny_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory):
+    return stack_factory("embedded")
+
+
+def test_failed_stage_fails_the_job_and_the_worker_lives_on(stack):
+    broken = stack.home / "datasets" / "broken"
+    for split in ("train", "val"):
+        (broken / "images" / split).mkdir(parents=True)
+    (broken / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a]\n")
+    with stack.client() as client:
+        job = client.post("/v1/jobs", json={**tiny_pipeline(), "dataset": "broken"}).json()
+    job = stack.wait_done(job["id"], timeout_s=120)
+    assert job["state"] == "failed"
+    assert [s["state"] for s in job["stages"]] == ["failed", "skipped"]
+    assert "images" in job["stages"][0]["error"].lower() and job["error"].startswith("stage 1 (train) failed")
+
+
+def test_train_train_evaluate_chain(stack, tmp_path):
+    pipeline = tiny_pipeline()
+    pipeline["stages"].insert(1, {"type": "train", "epochs": 1, "imgsz": 64, "batch": 4, "workers": 0})
+    with stack.client() as client:
+        submitted = client.post("/v1/jobs", json=pipeline)
+    assert submitted.status_code == 202, submitted.text
+    job = stack.wait_done(submitted.json()["id"])
+    assert job["state"] == "succeeded", job
+    first, second, evaluate = job["stages"]
+    assert [s["state"] for s in job["stages"]] == ["succeeded"] * 3
+    assert (first["epoch"], first["epochs"], second["epoch"]) == (2, 2, 1)
+    assert first["results"]["start_weights"] == "yolov8n.yaml"
+    assert second["results"]["start_weights"].endswith(f"{first['dir']}/weights/best.pt")
+    assert evaluate["results"]["evaluated_weights"].endswith(f"{second['dir']}/weights/best.pt")
+    assert job["best_weights"] == second["results"]["weights"]
+    per_class = evaluate["results"]["metrics"]["per_class"]
+    assert [c["name"] for c in per_class] == ["square", "disc", "bar"]
+    assert sum(c["instances"] for c in per_class) > 0
+
+    rows = check_metric_rows_match_results_csv(stack, job, 0)
+    assert [r["epoch"] for r in rows] == [1, 2] and "metrics/mAP50(B)" in rows[0]["values"]
+    assert first["latest_metrics"] == rows[-1]["values"]
+
+    with stack.client() as client:
+        listing = client.get(f"/v1/jobs/{job['id']}/artifacts").json()
+    paths = {item["path"] for item in listing["items"]}
+    for expected in (
+        "summary.json",
+        "01-train/weights/best.pt",
+        "01-train/weights/last.pt",
+        "01-train/results.csv",
+        "02-train/weights/best.pt",
+        "03-evaluate/metrics.json",
+        "01-train/stage.log",
+    ):
+        assert expected in paths
+    assert any(p.startswith("01-train/tensorboard/events.out.tfevents") for p in paths)
+    check_weights_download_and_plain_load(stack, job, tmp_path)
+
+
+def test_cancel_stops_within_one_epoch(stack):
+    with stack.client() as client:
+        job = client.post("/v1/jobs", json=tiny_pipeline(epochs=200)).json()
+    stack.wait_for(job["id"], lambda j: j["stages"][0]["epoch"] >= 1, timeout_s=180, interval_s=0.2)
+    with stack.client() as client:
+        response = client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert response.status_code == 202 and response.json()["cancel_requested"] is True
+    epoch_at_cancel = response.json()["stages"][0]["epoch"]
+    job = stack.wait_done(job["id"], timeout_s=120)
+    train, evaluate = job["stages"]
+    assert job["state"] == "cancelled" and train["state"] == "cancelled" and evaluate["state"] == "cancelled"
+    assert epoch_at_cancel <= train["epoch"] <= epoch_at_cancel + 1 < 200
+    assert (stack.home / "artifacts" / train["dir"] / "weights" / "last.pt").exists()  # artifacts kept
+    with stack.client() as client:
+        rows = client.get(f"/v1/jobs/{job['id']}/metrics").json()["rows"]
+    assert len(rows) == train["epoch"]
