@@ -30,4 +30,4 @@ def stack_factory(tmp_path_factory):
 
     yield factory
     for stack in stacks:
-        stack.down()
+        stack.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-BIN = Path(sys.executable).parent
+from shared.cli import Stack as CliStack
+
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -23,56 +23,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Stack:
+class Stack(CliStack):
+    """``stagerun``'s own process launcher, plus what tests need to follow jobs."""
+
     def __init__(self, env: dict[str, str], log_dir: Path):
-        self.env = {**os.environ, **env, "YOLO_OFFLINE": "1"}
-        self.log_dir = log_dir
-        self.port = int(env["STAGERUN_API_PORT"])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.processes: dict[str, subprocess.Popen] = {}
-        log_dir.mkdir(parents=True, exist_ok=True)
-
-    def stagerun(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "stagerun"), *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-
-    def start(self, name: str, *args: str) -> None:
-        log = (self.log_dir / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            [str(BIN / "stagerun"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        super().__init__(log_dir=log_dir, env=env)
 
     def up(self) -> None:
-        upgrade = self.stagerun("db", "upgrade", timeout=120)
-        assert upgrade.returncode == 0, upgrade.stderr
-        self.start("api", "api")
-        self.start("worker", "worker")
-        self.wait_ready()
-
-    def wait_ready(self, timeout_s: float = 90) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"API not ready: {self.logs()}")
+        self.start()
+        try:
+            self.wait_ready()
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}\n{self.logs()}") from None
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.log_dir.glob("*.log"))
-
-    def down(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
