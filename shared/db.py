@@ -14,9 +14,11 @@ from shared.settings import get_settings
 
 @lru_cache
 def get_engine(url: str | None = None) -> Engine:
-    url = url or get_settings().database_url
+    settings = get_settings()
+    url = url or settings.database_url
+    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # API, worker and stage processes write concurrently
@@ -27,7 +29,7 @@ def get_engine(url: str | None = None) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 @lru_cache

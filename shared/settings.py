@@ -29,10 +29,22 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     api_url: str = Field("", description="Where the CLI finds the API; default http://<api_host>:<api_port>")
 
+    db_pool_size: int = Field(10, ge=1, le=1000, description="Database connections kept open per process.")
+    db_max_overflow: int = Field(
+        40, ge=0, le=1000, description="Extra connections under load; pool + overflow must cover the API's 40 threads."
+    )
+
+    api_job_cache_ttl_s: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description="How long the API reuses a job document it just read (0: never); polls see changes this late.",
+    )
+
     queue: str = Field("stagerun", description="Celery queue the API sends stages to and the worker consumes.")
     device: str = Field("", description="Torch device for stages ('cpu', '0', ...); default: first GPU, else cpu")
     heartbeat_interval_s: float = Field(5.0, gt=0)
-    broker_poll_interval_s: float = Field(0.2, gt=0, description="Polling interval of the SQL broker transport.")
+    broker_poll_interval_s: float = Field(0.1, gt=0, description="Polling interval of the SQL broker transport.")
     cancel_grace_s: float = Field(
         600.0, gt=0, description="After a cancel, how long a stage may run before it is killed."
     )

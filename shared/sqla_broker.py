@@ -10,7 +10,7 @@ from kombu.transport.sqlalchemy import Channel as SqlaChannel
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
 from sqlalchemy import create_engine
 
-POLLING_INTERVAL_S = 0.2
+POLLING_INTERVAL_S = 0.1
 
 
 class Channel(SqlaChannel):

@@ -49,46 +49,51 @@ def _describe_exit(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
+def launch(command: list[str], log_path: Path, settings: Settings) -> subprocess.Popen:
+    """Start a non-daemonic process of its own session, output appended to ``log_path``.
+
+    Celery's prefork children are daemonic and may not fork children, so DataLoader workers inside a
+    task would die; a process started here may have them (tests/e2e/test_celery_children.py)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **ultralytics_env(settings.yolo_config_dir), "PYTHONUNBUFFERED": "1"}
+    with log_path.open("ab") as log_file:
+        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _heartbeat(stage_id: int, job_id: str, me: str):
+    """Renew this worker's lease on the stage; returns when the job's cancel was requested, if it was."""
+
+    def beat(session):
+        session.execute(update(Stage).where(Stage.id == stage_id, Stage.worker_id == me).values(heartbeat_at=utcnow()))
+        return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
+
+    return with_retry(beat)
+
+
 def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id: str, me: str) -> int:
     """Start the stage's own process and watch it: heartbeat the lease, and kill it if a cancelled
     stage does not stop by itself within the grace period."""
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **ultralytics_env(settings.yolo_config_dir), "PYTHONUNBUFFERED": "1"}
-    with (stage_dir / "stage.log").open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker.stage_process", str(stage_id)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    process = launch([sys.executable, "-m", "worker.stage_process", str(stage_id)], stage_dir / "stage.log", settings)
+    next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
+    terminated_at: float | None = None
+    while True:
+        try:
+            return process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() < next_heartbeat:
+            continue
         next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
-        terminated_at: float | None = None
-        while True:
-            try:
-                return process.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
-            if time.monotonic() < next_heartbeat:
-                continue
-            next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
-
-            def beat(session) -> object:
-                session.execute(
-                    update(Stage).where(Stage.id == stage_id, Stage.worker_id == me).values(heartbeat_at=utcnow())
-                )
-                return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
-
-            cancel_requested_at = with_retry(beat)
-            if cancel_requested_at is None:
-                continue
-            waited = (utcnow() - as_utc(cancel_requested_at)).total_seconds()
-            if terminated_at is None and waited > settings.cancel_grace_s:
-                log.warning("stage %s ignored its cancel for %.0fs; terminating it", stage_id, waited)
-                os.killpg(process.pid, signal.SIGTERM)
-                terminated_at = time.monotonic()
-            elif terminated_at is not None and time.monotonic() - terminated_at > 30:
-                os.killpg(process.pid, signal.SIGKILL)
+        cancel_requested_at = _heartbeat(stage_id, job_id, me)
+        if cancel_requested_at is None:
+            continue
+        waited = (utcnow() - as_utc(cancel_requested_at)).total_seconds()
+        if terminated_at is None and waited > settings.cancel_grace_s:
+            log.warning("stage %s ignored its cancel for %.0fs; terminating it", stage_id, waited)
+            os.killpg(process.pid, signal.SIGTERM)
+            terminated_at = time.monotonic()
+        elif terminated_at is not None and time.monotonic() - terminated_at > 30:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _write_summary(settings: Settings, job: Job) -> None:

@@ -6,13 +6,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, database_limiter, job_cache
 from shared import jobs
-from shared.db import session_scope
 from shared.queue import enqueue_stage
 from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic
 from shared.states import JobState, StageState
@@ -60,10 +60,22 @@ def list_jobs(
     return JobsPublic(items=[jobs.job_public(j) for j in items], count=count, limit=limit, offset=offset)
 
 
+def _job_json(job_id: str) -> bytes:
+    return jobs.job_public(jobs.read_job(job_id)).model_dump_json().encode()
+
+
+async def _read_job_json(job_id: str) -> bytes:
+    return await anyio.to_thread.run_sync(_job_json, job_id, limiter=database_limiter())
+
+
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: JobId, session: SessionDep) -> JobPublic:
-    """A job and its stages: state, epoch k of n, latest metrics, timings, ETA, error text."""
-    return jobs.job_public(jobs.get_job(session, job_id))
+async def get_job(job_id: JobId) -> Response:
+    """A job and its stages: state, epoch k of n, latest metrics, timings, ETA, error text.
+
+    The most polled route: served from a short-lived cache (api/job_cache.py), else one worker-thread
+    hop for the database read; the document is serialised once (no second validation)."""
+    body = await job_cache().get(job_id, _read_job_json)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic)
@@ -81,12 +93,12 @@ def get_metrics(
 def cancel_job(job_id: JobId, session: SessionDep) -> JobPublic:
     """Stop a job: a running stage stops at its next batch boundary (within one epoch), keeping its artifacts."""
     job = jobs.request_cancel(session, jobs.get_job(session, job_id))
+    job_cache().drop(job_id)
     return jobs.job_public(job)
 
 
 def _snapshot(job_id: str) -> dict:
-    with session_scope() as session:
-        return jobs.job_public(jobs.get_job(session, job_id)).model_dump(mode="json")
+    return json.loads(_job_json(job_id))  # a stream wants its own fresh reads
 
 
 @router.get("/{job_id}/events", response_class=StreamingResponse)
