@@ -81,3 +81,29 @@ def test_cancel_stops_within_one_epoch(stack):
     with stack.client() as client:
         rows = client.get(f"/v1/jobs/{job['id']}/metrics").json()["rows"]
     assert len(rows) == train["epoch"]
+
+
+def test_cli_submit_watch_status_download(stack, tmp_path):
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text("dataset: tiny\nstages:\n  - {type: train, epochs: 1, imgsz: 64, batch: 4, workers: 0}\n")
+    submitted = stack.stagerun("submit", str(pipeline), "--watch", timeout=300)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = submitted.stdout.splitlines()[0].strip()
+    assert len(job_id) == 32 and "succeeded" in submitted.stdout
+    assert "stage 1/1 train" in submitted.stderr  # progress, one line per change when not on a terminal
+
+    status = stack.stagerun("status", job_id)
+    assert status.returncode == 0 and f"job {job_id}" in status.stdout and "01 train" in status.stdout
+
+    weights = tmp_path / "out" / "best.pt"
+    downloaded = stack.stagerun("download", job_id, "-o", str(weights))
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert weights.read_bytes()[:4] == b"PK\x03\x04"
+    csv_file = tmp_path / "results.csv"
+    artifact = stack.stagerun("download", job_id, "--artifact", "01-train/results.csv", "-o", str(csv_file))
+    assert artifact.returncode == 0 and csv_file.read_text().startswith("epoch,time,")
+
+    missing = stack.stagerun("status", "f" * 32)
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr
+    refused = stack.stagerun("download", job_id, "--artifact", "../../../etc/passwd", "-o", str(tmp_path / "x"))
+    assert refused.returncode == 1 and not (tmp_path / "x").exists()
