@@ -37,6 +37,12 @@ class StageContext:
     device: str
     reporter: StageReporter
 
+    def latest_or_model(self, prefer_latest: bool) -> str:
+        """The best weights of the latest earlier train stage when wanted and present, else the job's model."""
+        if prefer_latest and self.latest_weights is not None:
+            return str(self.latest_weights)
+        return self.model.source
+
     def relative(self, path: Path) -> str:
         """A path as stored in the database: relative to the artifacts root."""
         return path.resolve().relative_to(self.settings.artifacts_root.resolve()).as_posix()
@@ -47,6 +53,19 @@ class StageRunner(ABC):
 
     def __init__(self, context: StageContext):
         self.context = context
+
+    def ultralytics_args(self) -> dict:
+        """The stage's own arguments plus where Ultralytics reads data, writes outputs and computes."""
+        context = self.context
+        args = context.spec.ultralytics_args()
+        args.update(
+            data=str(context.data_yaml),
+            project=str(context.stage_dir.parent),
+            name=context.stage_dir.name,
+            exist_ok=True,
+            device=context.device,
+        )
+        return args
 
     @abstractmethod
     def run(self) -> dict:

@@ -13,26 +13,17 @@ class EvaluateRunner(StageRunner):
 
     def weights(self) -> str:
         context = self.context
-        if context.spec.weights == "latest" and context.latest_weights is not None:
-            return str(context.latest_weights)
-        if not context.model.is_weights:
+        weights = context.latest_or_model(prefer_latest=context.spec.weights == "latest")
+        if weights == context.model.source and not context.model.is_weights:
             raise RuntimeError("evaluate has no weights: no earlier train stage and the job's model is a yaml")
-        return context.model.source
+        return weights
 
     def run(self) -> dict:
         from ultralytics import YOLO
 
         context, spec = self.context, self.context.spec
         weights = self.weights()
-        args = spec.ultralytics_args()
-        args.update(
-            data=str(context.data_yaml),
-            project=str(context.stage_dir.parent),
-            name=context.stage_dir.name,
-            exist_ok=True,
-            device=context.device,
-        )
-        det_metrics = YOLO(weights).val(**args)
+        det_metrics = YOLO(weights).val(**self.ultralytics_args())
         summary = detection_summary(det_metrics, context.dataset.names)
         report = {
             "weights": weights,

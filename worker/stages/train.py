@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from worker.stages.base import StageCancelled, StageRunner
 from worker.ultralytics_ext.metrics import detection_summary
-
-log = logging.getLogger(__name__)
 
 
 class TrainRunner(StageRunner):
     type = "train"
-
-    def start_weights(self) -> str:
-        context = self.context
-        if context.spec.start_from == "previous" and context.latest_weights is not None:
-            return str(context.latest_weights)
-        return context.model.source
 
     def run(self) -> dict:
         from torch.utils.tensorboard import SummaryWriter
@@ -26,7 +16,7 @@ class TrainRunner(StageRunner):
         from worker.ultralytics_ext.trainer import StagerunTrainer
 
         context, spec, reporter = self.context, self.context.spec, self.context.reporter
-        start_from = self.start_weights()
+        start_from = context.latest_or_model(prefer_latest=spec.start_from == "previous")
         model = YOLO(start_from)
         tensorboard = SummaryWriter(log_dir=str(context.stage_dir / "tensorboard"))
         published: set[int] = set()
@@ -59,16 +49,8 @@ class TrainRunner(StageRunner):
         model.add_callback("on_train_epoch_start", on_train_epoch_start)
         model.add_callback("on_train_batch_end", on_train_batch_end)
         model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
-        args = spec.ultralytics_args()
-        args.update(
-            data=str(context.data_yaml),
-            project=str(context.stage_dir.parent),
-            name=context.stage_dir.name,
-            exist_ok=True,
-            device=context.device,
-        )
         try:
-            model.train(trainer=StagerunTrainer, **args)
+            model.train(trainer=StagerunTrainer, **self.ultralytics_args())
         finally:
             tensorboard.close()
 
