@@ -13,7 +13,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.cli import Stack  # noqa: E402
+from shared.stack import Stack  # noqa: E402
 from shared.synthetic import make_dataset  # noqa: E402
 
 TERMINAL = {"succeeded", "failed", "cancelled"}

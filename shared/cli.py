@@ -1,37 +1,23 @@
 """The ``stagerun`` command. Server commands start processes (the API, a Celery worker, a one-shot
-pipeline) so this module never imports the worker; client commands talk to the API over HTTP."""
+pipeline), so this module never imports the worker; client commands talk to the API over HTTP."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
+from shared.api_client import ApiError, download, fetch_job, submit
 from shared.progress import follow, per_class_table
 from shared.settings import get_settings
+from shared.stack import Stack, api_command, python_module, worker_command
 
 DEMO_DATASET = "demo"
-
-
-def _python_module(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
-
-
-def api_command(host: str, port: int) -> list[str]:
-    return _python_module("uvicorn", "api.main:app", "--host", host, "--port", str(port), "--log-level", "info")
-
-
-def worker_command(concurrency: int, queue: str) -> list[str]:
-    return _python_module(
-        "celery", "-A", "worker.celery_app", "worker", "--loglevel", "INFO", "-Q", queue, "-c", str(concurrency)
-    )
 
 
 # ----------------------------------------------------------------------------------------------- server side
@@ -58,67 +44,8 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
-    os.execv(sys.executable, _python_module("worker.oneshot", args.file))
+    os.execv(sys.executable, python_module("worker.oneshot", args.file))
     return 0
-
-
-class Stack:
-    """The API and one worker as child processes (``stagerun up``, ``stagerun demo``, tests, benchmarks).
-
-    ``env`` overrides this process's environment for the children, so one process can run stacks
-    on other databases and brokers; the schema is migrated by ``stagerun db upgrade`` in that env."""
-
-    def __init__(self, log_dir: Path | None = None, env: dict[str, str] | None = None):
-        self.env = {**os.environ, **(env or {}), "YOLO_OFFLINE": "1"}
-        self.log_dir = log_dir
-        self.processes: dict[str, subprocess.Popen] = {}
-        if env is None:
-            self.url = get_settings().api_url
-        else:
-            host = self.env.get("STAGERUN_API_HOST", "127.0.0.1")
-            self.url = self.env.get("STAGERUN_API_URL") or f"http://{host}:{self.env.get('STAGERUN_API_PORT', '8000')}"
-
-    def stagerun(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        """Run a stagerun command in the stack's environment."""
-        command = [sys.executable, "-m", "shared.cli", *args]
-        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout)
-
-    def start_process(self, name: str, command: list[str]) -> None:
-        output = None
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            output = (self.log_dir / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=self.env)
-
-    def start(self) -> None:
-        upgrade = self.stagerun("db", "upgrade", timeout=300)
-        if upgrade.returncode != 0:
-            raise RuntimeError(f"database upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
-        self.start_process("api", _python_module("shared.cli", "api"))
-        self.start_process("worker", _python_module("shared.cli", "worker"))
-
-    def wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes.values()):
-                raise RuntimeError("the API or the worker exited while starting; see their logs")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"API not ready at {self.url} after {timeout_s:.0f}s")
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def cmd_up(_args) -> int:
@@ -139,51 +66,6 @@ def cmd_up(_args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- client side
-
-
-class ApiError(Exception):
-    pass
-
-
-def _client() -> httpx.Client:
-    return httpx.Client(base_url=get_settings().api_url, timeout=30)
-
-
-def _check(response: httpx.Response) -> httpx.Response:
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-            message = error["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        raise ApiError(f"HTTP {response.status_code}: {message}")
-    return response
-
-
-def submit(spec: dict, idempotency_key: str | None = None) -> dict:
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    with _client() as client:
-        return _check(client.post("/v1/jobs", json=spec, headers=headers)).json()
-
-
-def fetch_job(job_id: str) -> dict:
-    with _client() as client:
-        return _check(client.get(f"/v1/jobs/{job_id}")).json()
-
-
-def download(job_id: str, output: Path, artifact: str | None = None) -> Path:
-    url = f"/v1/jobs/{job_id}/artifacts/{artifact}" if artifact else f"/v1/jobs/{job_id}/weights"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".part")
-    with _client() as client, client.stream("GET", url) as response:
-        if response.status_code >= 400:
-            response.read()
-            _check(response)
-        with partial.open("wb") as handle:
-            for chunk in response.iter_bytes():
-                handle.write(chunk)
-    partial.replace(output)
-    return output
 
 
 def cmd_submit(args) -> int:

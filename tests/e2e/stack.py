@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.cli import Stack as CliStack
+from shared.stack import Stack as CliStack
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 

@@ -1,0 +1,54 @@
+"""A small client for stagerun's API, used by the CLI's client commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from shared.settings import get_settings
+
+
+class ApiError(Exception):
+    pass
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(base_url=get_settings().api_url, timeout=30)
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            message = error["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        raise ApiError(f"HTTP {response.status_code}: {message}")
+    return response
+
+
+def submit(spec: dict, idempotency_key: str | None = None) -> dict:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    with _client() as client:
+        return _check(client.post("/v1/jobs", json=spec, headers=headers)).json()
+
+
+def fetch_job(job_id: str) -> dict:
+    with _client() as client:
+        return _check(client.get(f"/v1/jobs/{job_id}")).json()
+
+
+def download(job_id: str, output: Path, artifact: str | None = None) -> Path:
+    url = f"/v1/jobs/{job_id}/artifacts/{artifact}" if artifact else f"/v1/jobs/{job_id}/weights"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".part")
+    with _client() as client, client.stream("GET", url) as response:
+        if response.status_code >= 400:
+            response.read()
+            _check(response)
+        with partial.open("wb") as handle:
+            for chunk in response.iter_bytes():
+                handle.write(chunk)
+    partial.replace(output)
+    return output
