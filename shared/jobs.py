@@ -125,7 +125,8 @@ def list_jobs(session: Session, state: str | None, limit: int, offset: int) -> t
     if state:
         query = query.where(Job.state == state)
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
+    page = query.options(selectinload(Job.stages)).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    jobs = session.scalars(page).all()
     return list(jobs), count
 
 

@@ -114,12 +114,12 @@ def finish_stage(settings: Settings, stage_id: int, returncode: int) -> int | No
         produced = (stage.results or {}).get("weights")
         if produced and stage.type == "train":
             job.best_weights = produced
-        log_tail = _log_tail(settings.artifacts_root / stage.dir / "stage.log")
         if returncode == EXIT_SUCCEEDED:
             move_stage(stage, StageState.SUCCEEDED)
         elif returncode == EXIT_CANCELLED or job.cancel_requested_at is not None:
             move_stage(stage, StageState.CANCELLED)
         else:
+            log_tail = _log_tail(settings.artifacts_root / stage.dir / "stage.log")
             error = stage.error or f"stage process ended with {_describe_exit(returncode)}:\n{log_tail}"
             move_stage(stage, StageState.FAILED, error=error)
         later = [s for s in job.stages if s.index > stage.index and not StageState(s.state).is_terminal()]
