@@ -40,8 +40,3 @@ class PathOutsideRoot(StagerunError):
 
     status_code = 400
     code = "path_outside_root"
-
-
-class ServiceUnavailable(StagerunError):
-    status_code = 503
-    code = "unavailable"

@@ -22,7 +22,6 @@ from shared.settings import Settings
 from shared.storage import is_inside, safe_resolve
 
 DATA_YAML_NAMES = ("data.yaml", "data.yml")
-IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
 
 
 @dataclass(frozen=True)

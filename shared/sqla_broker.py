@@ -10,8 +10,6 @@ from kombu.transport.sqlalchemy import Channel as SqlaChannel
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
 from sqlalchemy import create_engine
 
-POLLING_INTERVAL_S = 0.1
-
 
 class Channel(SqlaChannel):
     def _engine_from_config(self):
@@ -22,7 +20,7 @@ class Channel(SqlaChannel):
 
 class Transport(SqlaTransport):
     Channel = Channel
-    polling_interval = POLLING_INTERVAL_S
+    polling_interval = 0.1  # replaced by STAGERUN_BROKER_POLL_INTERVAL_S in celery_broker()
 
 
 def celery_broker(url: str, polling_interval_s: float) -> tuple[str, str | None]:
