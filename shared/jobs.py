@@ -176,6 +176,7 @@ def stage_public(stage: Stage) -> StagePublic:
         epochs=stage.epochs,
         latest_metrics=stage.latest_metrics,
         results=stage.results,
+        info=stage.info,
         error=stage.error,
         attempt=stage.attempt,
         worker_id=stage.worker_id,

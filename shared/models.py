@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -44,6 +44,7 @@ class Job(Base):
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
     best_weights: Mapped[str | None] = mapped_column(Text, doc="Path relative to the artifacts root.")
+    owner: Mapped[str | None] = mapped_column(String(100), index=True, doc="Owner name of the token that made it.")
 
     stages: Mapped[list[Stage]] = relationship(
         back_populates="job", order_by="Stage.index", cascade="all, delete-orphan"
@@ -65,6 +66,11 @@ class Stage(Base):
     epochs: Mapped[int | None] = mapped_column(Integer)
     latest_metrics: Mapped[dict | None] = mapped_column(JSON)
     results: Mapped[dict | None] = mapped_column(JSON, doc="What the stage produced: weights, metrics, files.")
+    info: Mapped[dict | None] = mapped_column(
+        JSON,
+        doc="What the stage recorded about how it ran, one key per topic: class weights used, boxes removed by "
+        "augmentation, starvation report, out-of-memory recovery steps, GPU tier.",
+    )
     error: Mapped[str | None] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200))
@@ -92,3 +98,34 @@ class MetricRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     stage: Mapped[Stage] = relationship(back_populates="metric_rows")
+
+
+class ApiToken(Base):
+    """A bearer token; only its SHA-256 is stored. Tokens with the same owner see the same jobs."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Dataset(Base):
+    """A registered dataset: a folder under the datasets root, with its validation result and profile."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text, doc="Folder relative to the datasets root.")
+    source: Mapped[str] = mapped_column(String(16), doc="'folder' or 'upload'.")
+    valid: Mapped[bool] = mapped_column(Boolean, default=False)
+    validation: Mapped[dict | None] = mapped_column(JSON)
+    profile: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

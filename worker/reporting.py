@@ -79,6 +79,15 @@ class StageReporter:
 
         with_retry(write)
 
+    def record(self, topic: str, value: object) -> None:
+        """Store one topic of ``stage.info`` (class weights used, recovery steps, ...), keeping the others."""
+
+        def write(session: Session) -> None:
+            stage = session.get(Stage, self.stage_id)
+            stage.info = {**(stage.info or {}), topic: value}
+
+        with_retry(write)
+
     def error(self, message: str) -> None:
         def write(session: Session) -> None:
             session.get(Stage, self.stage_id).error = message

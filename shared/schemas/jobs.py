@@ -52,6 +52,7 @@ class StagePublic(BaseModel):
     epochs: int | None
     latest_metrics: dict | None
     results: dict | None
+    info: dict | None = Field(None, description="How the stage ran: weights used, recovery steps, reports.")
     error: str | None
     attempt: int
     worker_id: str | None
