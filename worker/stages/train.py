@@ -50,7 +50,7 @@ class TrainRunner(StageRunner):
         model.add_callback("on_train_batch_end", on_train_batch_end)
         model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
         try:
-            model.train(trainer=StagerunTrainer, **self.ultralytics_args())
+            model.train(trainer=StagerunTrainer.for_stage(spec, reporter), **self.ultralytics_args())
         finally:
             tensorboard.close()
 

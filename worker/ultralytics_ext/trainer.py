@@ -7,6 +7,9 @@ import time
 
 from ultralytics.models.yolo.detect import DetectionTrainer
 
+from shared.schemas.training import TrainingOptions
+from worker.reporting import StageReporter
+
 
 def _plain(value: object) -> float | int | str:
     if hasattr(value, "item"):
@@ -16,9 +19,24 @@ def _plain(value: object) -> float | int | str:
 
 class StagerunTrainer(DetectionTrainer):
     """``results_row`` holds the newest results.csv row (the same columns and values Ultralytics writes),
-    so an ``on_fit_epoch_end`` callback can store it the moment the epoch ends."""
+    so an ``on_fit_epoch_end`` callback can store it the moment the epoch ends.
+
+    ``options`` (stagerun's own training options, a ``TrainingOptions``) and ``reporter`` (where to record
+    what was used) are bound per stage by ``for_stage``, because Ultralytics builds the trainer itself from
+    a class and its own arguments."""
 
     results_row: dict | None = None
+    options: TrainingOptions | None = None
+    reporter: StageReporter | None = None
+
+    @classmethod
+    def for_stage(cls, options: TrainingOptions | None, reporter: StageReporter | None) -> type[StagerunTrainer]:
+        return type(cls.__name__, (cls,), {"options": options, "reporter": reporter})
+
+    def record(self, topic: str, value: object) -> None:
+        """Store a fact about this run on the stage (``stage.info[topic]``), when running as a stage."""
+        if self.reporter is not None:
+            self.reporter.record(topic, value)
 
     def save_metrics(self, metrics: dict) -> None:
         super().save_metrics(metrics)
