@@ -10,6 +10,7 @@ import anyio
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
+from api.auth import CurrentPrincipal, current_principal
 from api.job_cache import JobDocumentCache
 from shared.db import new_session
 from shared.settings import Settings, get_settings
@@ -39,3 +40,5 @@ def get_session() -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+__all__ = ["CurrentPrincipal", "SessionDep", "SettingsDep", "current_principal", "database_limiter", "job_cache"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
 from api.routes import artifacts, health, jobs
 
 
@@ -15,6 +16,7 @@ def create_app() -> FastAPI:
         description="Staged object-detector training as a service: submit a pipeline, follow it, fetch its weights.",
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(artifacts.router)

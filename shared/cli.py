@@ -31,8 +31,31 @@ def cmd_db_upgrade(_args) -> int:
     return 0
 
 
+def ensure_local_token() -> tuple[str, bool]:
+    """The local admin token of this home (created on first start), after migrating the schema."""
+    from shared import migrate
+    from shared.auth import ensure_local_token as ensure
+    from shared.db import session_scope
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    migrate.upgrade()
+    with session_scope() as session:
+        return ensure(session, settings.token_file)
+
+
+def print_local_token(token: str, created: bool) -> None:
+    where = get_settings().token_file
+    if created:
+        print(f"created the local admin API token (stored in {where}, mode 0600; the CLI uses it):\n  {token}")
+    else:
+        print(f"local admin API token in {where}")
+
+
 def cmd_api(args) -> int:
     settings = get_settings()
+    if settings.is_embedded:
+        print_local_token(*ensure_local_token())
     os.execv(sys.executable, api_command(args.host or settings.api_host, args.port or settings.api_port))
     return 0
 
@@ -53,6 +76,7 @@ def cmd_up(_args) -> int:
     settings.ensure_dirs()
     stack = Stack()
     stack.start()
+    print_local_token(stack.token, stack.token_created)
     print(f"stagerun up: API {settings.api_url} (docs {settings.api_url}/docs), one worker on queue {settings.queue}")
     print(f"database {settings.database_url}\nbroker   {settings.broker_url}\nhome     {settings.home}")
     try:
@@ -62,6 +86,60 @@ def cmd_up(_args) -> int:
         pass
     finally:
         stack.stop()
+    return 0
+
+
+def cmd_token_create(args) -> int:
+    from shared import auth
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        try:
+            token, text = auth.create_token(session, args.name, args.owner, args.admin)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        kind = "admin token" if token.is_admin else f"token of owner {token.owner!r}"
+        print(f"created {kind} {token.name!r} (id {token.id}); it is shown only this once:", file=sys.stderr)
+    print(text)
+    return 0
+
+
+def cmd_token_list(_args) -> int:
+    from shared import auth
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        print(f"{'id':>4}  {'name':<20} {'owner':<20} {'admin':<5} {'created':<20} {'last used':<20} revoked")
+        for token in auth.list_tokens(session):
+            used = f"{token.last_used_at:%Y-%m-%d %H:%M:%S}" if token.last_used_at else "-"
+            revoked = f"{token.revoked_at:%Y-%m-%d %H:%M:%S}" if token.revoked_at else "-"
+            print(
+                f"{token.id:>4}  {token.name:<20} {token.owner:<20} {'yes' if token.is_admin else 'no':<5} "
+                f"{token.created_at:%Y-%m-%d %H:%M:%S}  {used:<20} {revoked}"
+            )
+    return 0
+
+
+def cmd_token_revoke(args) -> int:
+    from shared import auth
+    from shared.db import session_scope
+    from shared.errors import NotFound
+
+    with session_scope() as session:
+        try:
+            token = auth.revoke_token(session, args.token_id)
+        except NotFound as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        print(f"revoked token {token.id} ({token.name}, owner {token.owner})")
+    return 0
+
+
+def cmd_token_local(_args) -> int:
+    token, created = ensure_local_token()
+    print(token)
+    print("created" if created else "reused", file=sys.stderr)
     return 0
 
 
@@ -158,6 +236,7 @@ def cmd_demo(args) -> int:
         print(f"synthetic dataset: {dataset}")
     stack = Stack(log_dir=settings.home / "logs")
     stack.start()
+    print_local_token(stack.token, stack.token_created)
     try:
         stack.wait_ready()
         print(f"API {settings.api_url} and one worker are up (logs in {settings.home / 'logs'})")
@@ -198,6 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply Alembic migrations up to head").set_defaults(func=cmd_db_upgrade)
+    token = sub.add_parser("token", help="API tokens (run where the database is reachable)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it (once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--owner", help="whose jobs and datasets it sees (default: the name)")
+    create.add_argument("--admin", action="store_true", help="sees and controls every owner's jobs")
+    create.set_defaults(func=cmd_token_create)
+    token_sub.add_parser("list", help="list tokens (never their text)").set_defaults(func=cmd_token_list)
+    revoke = token_sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("token_id", type=int)
+    revoke.set_defaults(func=cmd_token_revoke)
+    token_sub.add_parser("local", help="print this home's local admin token, creating it if needed").set_defaults(
+        func=cmd_token_local
+    )
     run = sub.add_parser("run", help="run a pipeline file here, without the API")
     run.add_argument("file")
     run.set_defaults(func=cmd_run)
