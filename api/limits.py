@@ -23,7 +23,9 @@ DATASET_UPLOAD_PATH = "/v1/datasets"
 def body_limit_for(scope: Scope) -> int:
     settings = get_settings()
     if scope.get("method") == "POST" and scope.get("path", "").rstrip("/") == DATASET_UPLOAD_PATH:
-        return settings.dataset_upload_max_bytes
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+        if content_type.lower().startswith(b"multipart/form-data"):
+            return settings.dataset_upload_max_bytes
     return settings.api_max_body_bytes
 
 
