@@ -43,6 +43,12 @@ class PathOutsideRoot(StagerunError):
     code = "path_outside_root"
 
 
+class UnusablePath(PathOutsideRoot):
+    """A path given by a user that the file system cannot look up (too long, a symlink loop)."""
+
+    code = "invalid_path"
+
+
 class Unauthorized(StagerunError):
     """No token, an unknown one, or a revoked one."""
 

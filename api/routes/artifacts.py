@@ -6,12 +6,15 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import FileResponse
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal
+from api.responses import V1_ERRORS
 from shared import jobs
 from shared.errors import NotFound
 from shared.schemas import ArtifactPublic, ArtifactsPublic
 from shared.storage import job_dir_rel, list_files, safe_resolve
 
-router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["artifacts"], dependencies=[Depends(current_principal)])
+router = APIRouter(
+    prefix="/v1/jobs/{job_id}", tags=["artifacts"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
+)
 JobId = Annotated[str, Path(max_length=64)]
 
 

@@ -10,11 +10,14 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal
+from api.responses import CONFLICT, UNSUPPORTED_MEDIA_TYPE, V1_ERRORS
 from shared.datasets import registry
 from shared.errors import InvalidSpec, StagerunError
 from shared.schemas.datasets import DatasetPublic, DatasetRegister, DatasetsPublic
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(current_principal)])
+router = APIRouter(
+    prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
+)
 DatasetId = Annotated[str, Path(description="Dataset id (32 hex digits).", max_length=64)]
 
 REGISTER_BODY = {
@@ -52,7 +55,11 @@ async def _json_body(request: Request) -> DatasetRegister:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic, openapi_extra={"requestBody": REGISTER_BODY}
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetPublic,
+    openapi_extra={"requestBody": REGISTER_BODY},
+    responses=UNSUPPORTED_MEDIA_TYPE,
 )
 async def register_dataset(
     request: Request, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, response: Response
@@ -100,7 +107,7 @@ def get_dataset(dataset_id: DatasetId, session: SessionDep, principal: CurrentPr
     return registry.dataset_public(registry.get_dataset(session, dataset_id, principal))
 
 
-@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT)
 def delete_dataset(
     dataset_id: DatasetId, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> Response:

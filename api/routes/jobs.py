@@ -13,13 +13,14 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal, database_limiter, job_cache
 from api.limits import job_creation_limit
+from api.responses import CONFLICT, RATE_LIMITED, V1_ERRORS
 from shared import jobs
 from shared.auth import Principal
 from shared.queue import enqueue_stage
 from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic
 from shared.states import JobState, StageState
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(current_principal)])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(current_principal)], responses=V1_ERRORS)
 log = logging.getLogger(__name__)
 
 JobId = Annotated[str, Path(description="Job id (32 hex digits).", max_length=64)]
@@ -30,7 +31,11 @@ IdempotencyKey = Annotated[
 
 
 @router.post(
-    "", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, dependencies=[Depends(job_creation_limit)]
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    dependencies=[Depends(job_creation_limit)],
+    responses=CONFLICT | RATE_LIMITED,
 )
 def submit_job(
     spec: JobCreate,
@@ -98,7 +103,7 @@ def get_metrics(
     return MetricsPublic(job_id=job_id, rows=rows)
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, responses=CONFLICT)
 def cancel_job(job_id: JobId, session: SessionDep, principal: CurrentPrincipal) -> JobPublic:
     """Stop a job: a running stage stops at its next batch boundary (within one epoch), keeping its artifacts."""
     job = jobs.request_cancel(session, jobs.get_job(session, job_id, principal))
