@@ -143,6 +143,38 @@ def cmd_token_local(_args) -> int:
     return 0
 
 
+def cmd_dataset_check(args) -> int:
+    """Validate and profile a dataset folder here, without the API (the same code the API runs)."""
+    from shared.datasets.profile import build_profile, classes_at_risk
+    from shared.datasets.validate import validate_dataset
+
+    folder = Path(args.folder).resolve()
+    report = validate_dataset(folder, folder)
+    summary = report.to_dict()
+    profile = build_profile(report.names, report.images) if report.names else None
+    at_risk = classes_at_risk(profile, args.imgsz) if profile else []
+    if args.json:
+        print(json.dumps({"validation": summary, "profile": profile, "at_risk": at_risk}, indent=2))
+        return 0 if report.valid else 1
+    print(f"{folder}: {'valid' if report.valid else 'INVALID'}; images {summary['images']}, boxes {summary['labels']}")
+    for issue in summary["errors"][:20] + summary["warnings"][:20]:
+        where = f"{issue['file']}:{issue['line']}" if issue["line"] else (issue["file"] or "")
+        print(f"  {issue['code']:<24} {where}  {issue['message']}")
+    if profile:
+        print(
+            f"boxes under 0.005 / 0.01 of the image width: {profile['share_width_under_0.005']:.1%} / "
+            f"{profile['share_width_under_0.01']:.1%}; oversized (area > 0.1): {profile['oversized_boxes']}"
+        )
+    sizes = sorted({640, args.imgsz})
+    print("classes at risk:" if at_risk else "no class at risk")
+    for entry in at_risk:
+        at = ", ".join(f"{entry['median_thin_side_px_at_imgsz'][str(size)]:.2f} px @{size}" for size in sizes)
+        print(f"  {entry['name']} ({entry['instances']} boxes): thin side {entry['median_thin_side_px']:.2f} px, {at}")
+        for reason in entry["reasons"]:
+            print(f"    - {reason}")
+    return 0 if report.valid else 1
+
+
 # ----------------------------------------------------------------------------------------------- client side
 
 
@@ -291,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     token_sub.add_parser("local", help="print this home's local admin token, creating it if needed").set_defaults(
         func=cmd_token_local
     )
+    dataset = sub.add_parser("dataset", help="datasets")
+    dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True)
+    check = dataset_sub.add_parser("check", help="validate and profile a dataset folder here (no API)")
+    check.add_argument("folder")
+    check.add_argument("--imgsz", type=int, default=640, help="training size to judge thin classes at")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=cmd_dataset_check)
     run = sub.add_parser("run", help="run a pipeline file here, without the API")
     run.add_argument("file")
     run.set_defaults(func=cmd_run)

@@ -205,3 +205,12 @@ def test_upload_over_the_size_limit_is_413(client, embedded, monkeypatch, tiny_z
     response = upload(client, tiny_zip)
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
     assert uploads_left(embedded) == []
+
+
+def test_the_api_process_never_loads_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, api.main; print(sorted(m for m in ('torch', 'ultralytics', 'worker') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

@@ -137,3 +137,14 @@ def test_image_list_file_and_yaml_without_path(tmp_path):
     (root / "data.yaml").write_text("train: train.txt\nval: images/val\nnames: [a, b, c]\n")
     report = validate_dataset(root, tmp_path)
     assert report.valid and report.split_images == {"train": 2, "val": 1}
+
+
+def test_cli_dataset_check(dataset, capsys):
+    from shared.cli import main
+
+    assert main(["dataset", "check", str(dataset), "--imgsz", "320"]) == 0
+    out = capsys.readouterr().out
+    assert "valid; images {'train': 4, 'val': 2, 'test': 1}" in out and "bar (" in out and "@320" in out
+    (dataset / "labels/train/train_0000.txt").write_text("9 0.5 0.5 0.1 0.1\n")
+    assert main(["dataset", "check", str(dataset)]) == 1
+    assert "class_out_of_range" in capsys.readouterr().out
