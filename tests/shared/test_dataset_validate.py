@@ -139,12 +139,14 @@ def test_image_list_file_and_yaml_without_path(tmp_path):
     assert report.valid and report.split_images == {"train": 2, "val": 1}
 
 
-def test_cli_dataset_check(dataset, capsys):
+def test_cli_dataset_check(tmp_path, capsys):
     from shared.cli import main
 
+    dataset = tmp_path / "big"
+    make_dataset(dataset, train=6, val=2, size=160, seed=0)  # bars 2-4 px wide, 40-80 px tall
     assert main(["dataset", "check", str(dataset), "--imgsz", "320"]) == 0
     out = capsys.readouterr().out
-    assert "valid; images {'train': 4, 'val': 2, 'test': 1}" in out and "bar (" in out and "@320" in out
+    assert "valid; images {'train': 6, 'val': 2}" in out and "classes at risk:\n  bar (" in out and "@320" in out
     (dataset / "labels/train/train_0000.txt").write_text("9 0.5 0.5 0.1 0.1\n")
     assert main(["dataset", "check", str(dataset)]) == 1
     assert "class_out_of_range" in capsys.readouterr().out
