@@ -12,7 +12,7 @@ from functools import lru_cache
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import CurrentPrincipal
+from api.deps import CurrentPrincipal
 from shared.errors import RateLimited
 from shared.rate import TokenBucket
 from shared.settings import get_settings

@@ -17,10 +17,10 @@ def reset_caches() -> None:
     for cached in (settings.get_settings, db.get_engine, db._session_factory, queue.get_celery):
         cached.cache_clear()
     try:  # the API's caches follow the settings (they are absent where api/ is not imported)
-        from api import auth, deps, limits
+        from api import deps, limits
     except ImportError:
         return
-    for cached in (auth.principal_cache, deps.job_cache, deps.database_limiter, limits.job_creation_limiter):
+    for cached in (deps.principal_cache, deps.job_cache, deps.database_limiter, limits.job_creation_limiter):
         cached.cache_clear()
 
 

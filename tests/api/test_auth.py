@@ -39,7 +39,7 @@ def test_health_needs_no_token(anonymous):
 def test_revoked_token_is_refused(app, embedded, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from api.auth import principal_cache
+    from api.deps import principal_cache
     from shared.auth import revoke_token
     from shared.db import session_scope
     from shared.models import ApiToken
