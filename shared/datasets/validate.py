@@ -187,18 +187,21 @@ def count_images(ref: DatasetRef) -> int:
 
 
 def validate_dataset(folder: Path, boundary: Path, max_images: int | None = None) -> ValidationReport:
-    """Validate the dataset whose data.yaml is in ``folder``; split folders must stay under ``boundary``.
+    """Validate the dataset whose data.yaml is in ``folder`` (or is ``folder``, a yaml file); split
+    folders must stay under ``boundary``. A train stage profiles its dataset with
+    ``build_profile(report.names, report.images)`` from ``validate_dataset(ref.yaml_path, datasets_root)``.
 
     Raises InvalidSpec (field ``path``) only when the dataset holds more than ``max_images`` images."""
     report = ValidationReport()
-    root = folder.resolve()
-    yaml_path = find_data_yaml(folder)
+    is_yaml = folder.is_file() and folder.suffix in (".yaml", ".yml")
+    root = (folder.parent if is_yaml else folder).resolve()
+    yaml_path = folder if is_yaml else find_data_yaml(folder)
     if yaml_path is None:
         report.add("error", "missing_data_yaml", f"no {' or '.join(DATA_YAML_NAMES)} in the dataset folder")
         return report
     yaml_name = _relative(yaml_path, root)
     try:
-        ref = load_data_yaml(yaml_path, boundary, folder.name)
+        ref = load_data_yaml(yaml_path, boundary, root.name)
     except InvalidSpec as exc:
         report.add("error", "bad_data_yaml", exc.message, yaml_name)
         return report

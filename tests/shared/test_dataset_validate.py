@@ -150,3 +150,9 @@ def test_cli_dataset_check(tmp_path, capsys):
     (dataset / "labels/train/train_0000.txt").write_text("9 0.5 0.5 0.1 0.1\n")
     assert main(["dataset", "check", str(dataset)]) == 1
     assert "class_out_of_range" in capsys.readouterr().out
+
+
+def test_a_yaml_file_names_the_dataset_too(dataset):
+    (dataset / "data.yaml").rename(dataset / "other.yaml")
+    report = validate_dataset(dataset / "other.yaml", dataset.parent)
+    assert report.valid and report.split_images == {"train": 4, "val": 2, "test": 1}
