@@ -14,6 +14,7 @@ import traceback
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
+from shared.auth import SYSTEM
 from shared.db import session_scope
 from shared.errors import StagerunError
 from shared.models import Stage
@@ -43,7 +44,7 @@ def build_context(session: Session, settings: Settings, stage: Stage, reporter: 
 
     job = stage.job
     spec = TypeAdapter(StageSpec).validate_python(stage.spec)
-    dataset = resolve_dataset(settings, job.dataset)
+    dataset = resolve_dataset(settings, job.dataset, session=session, principal=SYSTEM)
     model = resolve_model(settings, session, job.model)
     latest_weights = None
     for earlier in job.stages[: stage.index]:

@@ -131,6 +131,8 @@ def test_health_and_openapi(client):
         "/v1/jobs/{job_id}/artifacts",
         "/v1/jobs/{job_id}/artifacts/{path}",
         "/v1/jobs/{job_id}/weights",
+        "/v1/datasets",
+        "/v1/datasets/{dataset_id}",
     ):
         assert path in paths
 
