@@ -1,0 +1,45 @@
+"""How hard an object and an image are, from the kinds ``matching`` gave them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worker.mining import matching as k
+
+FIXED_DIFFICULTY = {
+    k.FALSE_NEGATIVE: 2.0,
+    k.MISCLASSIFICATION: 1.5,
+    k.HARD_NEGATIVE: 1.5,  # seed 001: a confident detection on background is worth training on
+    k.DUPLICATE: 0.5,
+}
+"""Kinds not listed (matched, localization, background, unused) add nothing. A misclassification
+counts once, on its ground truth; the prediction that confused it adds nothing more."""
+
+
+def low_confidence_difficulty(conf: float | np.ndarray, low_conf: float) -> float | np.ndarray:
+    """1.0 + (low_conf - conf): 1.0 at ``low_conf``, more for fainter detections, less for nearly found ones."""
+    return 1.0 + (low_conf - conf)
+
+
+def object_difficulties(match: k.ImageMatch, pred_conf: np.ndarray, low_conf: float) -> tuple[np.ndarray, np.ndarray]:
+    """(per ground truth, per prediction) difficulty of one image's objects."""
+    gt = np.array([FIXED_DIFFICULTY.get(kind, 0.0) for kind in match.gt_kind], dtype=np.float64)
+    low = match.gt_kind == k.LOW_CONFIDENCE
+    if low.any():
+        gt[low] = low_confidence_difficulty(np.asarray(pred_conf)[match.gt_other[low]], low_conf)
+    pred = np.array(
+        [0.0 if kind == k.MISCLASSIFICATION else FIXED_DIFFICULTY.get(kind, 0.0) for kind in match.pred_kind],
+        dtype=np.float64,
+    )
+    return gt, pred
+
+
+def image_difficulty(values: np.ndarray, reduction: str) -> float:
+    """An image's difficulty: the ``sum`` or the ``max`` of its objects' (0.0 with none)."""
+    if values.size == 0:
+        return 0.0
+    if reduction == "sum":
+        return float(values.sum())
+    if reduction == "max":
+        return float(values.max())
+    raise ValueError(f"unknown reduction {reduction!r}")
