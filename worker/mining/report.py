@@ -1,0 +1,165 @@
+"""What mining found, image by image: kinds and difficulties per object, then the per-class lists,
+``stats.json`` and ``detailed.json`` a user reads."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from worker.mining import matching as k
+from worker.mining.capture import ImagePredictions
+from worker.mining.difficulty import image_difficulty, object_difficulties
+
+
+@dataclass
+class MinedImage:
+    im_file: str
+    shape: tuple[int, int]
+    difficulty: float
+    objects: list[dict]
+    hard_classes: set[int] = field(default_factory=set)
+    kinds: Counter = field(default_factory=Counter)
+
+    @property
+    def has_hard_negative(self) -> bool:
+        return self.kinds[k.HARD_NEGATIVE] > 0
+
+
+def _box(row: np.ndarray) -> list[float]:
+    return [round(float(v), 2) for v in row]
+
+
+class MiningAccumulator:
+    """Matches each image as it arrives and keeps what the outputs need (not the raw predictions)."""
+
+    def __init__(self, names: list[str], thresholds: k.Thresholds, reduction: str, class_ids: list[int] | None):
+        self.names, self.thresholds, self.reduction = names, thresholds, reduction
+        self.classes = set(range(len(names))) if class_ids is None else set(class_ids)
+        self.images: list[MinedImage] = []
+
+    def _name(self, class_id: int) -> str:
+        return self.names[class_id] if 0 <= class_id < len(self.names) else str(class_id)
+
+    def add(self, image: ImagePredictions) -> MinedImage:
+        t = self.thresholds
+        match = k.match_image(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf, t)
+        gt_difficulty, pred_difficulty = object_difficulties(match, image.pred_conf, t.low_conf)
+        gt_in = np.array([c in self.classes for c in image.gt_cls], dtype=bool)
+        pred_in = np.array([c in self.classes for c in image.pred_cls], dtype=bool)
+        gt_difficulty, pred_difficulty = gt_difficulty * gt_in, pred_difficulty * pred_in
+        objects, kinds, hard_classes = [], Counter(), set()
+        for g in range(len(image.gt_cls)):
+            other = int(match.gt_other[g])
+            kind = str(match.gt_kind[g])
+            if gt_in[g]:
+                kinds[kind] += 1
+            if gt_difficulty[g] > 0:
+                hard_classes.add(int(image.gt_cls[g]))
+            objects.append(
+                {
+                    "source": "ground_truth",
+                    "box": _box(image.gt_boxes[g]),
+                    "class": self._name(int(image.gt_cls[g])),
+                    "predicted_class": self._name(int(image.pred_cls[other])) if other >= 0 else None,
+                    "confidence": round(float(image.pred_conf[other]), 4) if other >= 0 else None,
+                    "iou": round(float(match.gt_iou[g]), 4),
+                    "kind": kind,
+                    "difficulty": round(float(gt_difficulty[g]), 4),
+                }
+            )
+        for p in np.flatnonzero(match.pred_kind != k.UNUSED):
+            other = int(match.pred_other[p])
+            kind = str(match.pred_kind[p])
+            if kind != k.MATCHED and kind != k.LOW_CONFIDENCE and kind != k.MISCLASSIFICATION and pred_in[p]:
+                kinds[kind] += 1  # matched / low-confidence / misclassified are counted once, on the ground truth
+            if pred_difficulty[p] > 0:
+                hard_classes.add(int(image.pred_cls[p]))
+            objects.append(
+                {
+                    "source": "prediction",
+                    "box": _box(image.pred_boxes[p]),
+                    "class": self._name(int(image.gt_cls[other])) if other >= 0 else None,
+                    "predicted_class": self._name(int(image.pred_cls[p])),
+                    "confidence": round(float(image.pred_conf[p]), 4),
+                    "iou": round(float(match.pred_iou[p]), 4),
+                    "kind": kind,
+                    "difficulty": round(float(pred_difficulty[p]), 4),
+                }
+            )
+        difficulty = image_difficulty(np.concatenate([gt_difficulty, pred_difficulty]), self.reduction)
+        mined = MinedImage(image.im_file, image.shape, round(difficulty, 4), objects, hard_classes, kinds)
+        self.images.append(mined)
+        return mined
+
+    def hard_images(self, min_difficulty: float) -> list[MinedImage]:
+        """Images at or above ``min_difficulty`` (and above zero), hardest first, ties by file name."""
+        hard = [i for i in self.images if i.difficulty >= min_difficulty and i.difficulty > 0]
+        return sorted(hard, key=lambda i: (-i.difficulty, i.im_file))
+
+    def per_class_lists(self, min_difficulty: float) -> dict[int, list[MinedImage]]:
+        lists: dict[int, list[MinedImage]] = {c: [] for c in sorted(self.classes)}
+        for image in self.hard_images(min_difficulty):
+            for c in image.hard_classes:
+                if c in lists:
+                    lists[c].append(image)
+        return lists
+
+    def stats(self, min_difficulty: float) -> dict:
+        per_class = {c: Counter() for c in sorted(self.classes)}
+        for image in self.images:
+            for obj in image.objects:
+                kind = obj["kind"]
+                if obj["source"] == "ground_truth":
+                    name = obj["class"]
+                elif kind in (k.MATCHED, k.LOW_CONFIDENCE, k.MISCLASSIFICATION):
+                    continue
+                else:
+                    name = obj["predicted_class"]
+                class_id = self.names.index(name) if name in self.names else -1
+                if class_id in per_class:
+                    per_class[class_id][kind] += 1
+        lists = self.per_class_lists(min_difficulty)
+        hard = self.hard_images(min_difficulty)
+        overall = Counter()
+        for counts in per_class.values():
+            overall.update(counts)
+        return {
+            "images": len(self.images),
+            "hard_images": len(hard),
+            "hard_negative_images": sum(1 for i in self.images if i.has_hard_negative),
+            "kinds": {kind: overall[kind] for kind in _ALL_KINDS},
+            "per_class": [
+                {
+                    "class_id": c,
+                    "name": self._name(c),
+                    "ground_truth": sum(per_class[c][kind] for kind in k.GT_KINDS),
+                    **{kind: per_class[c][kind] for kind in _ALL_KINDS},
+                    "hard_images": len(lists[c]),
+                }
+                for c in sorted(self.classes)
+            ],
+        }
+
+    def detailed(self) -> list[dict]:
+        ordered = sorted(self.images, key=lambda i: (-i.difficulty, i.im_file))
+        return [
+            {
+                "image": i.im_file,
+                "width": i.shape[1],
+                "height": i.shape[0],
+                "difficulty": i.difficulty,
+                "objects": i.objects,
+            }
+            for i in ordered
+        ]
+
+
+_ALL_KINDS = tuple(dict.fromkeys((*k.GT_KINDS, *k.PRED_KINDS)))
+
+
+def class_file_name(name: str) -> str:
+    """``hard_examples_<class>.txt`` with the class name made safe for a file name."""
+    return f"hard_examples_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('.') or 'class'}.txt"
