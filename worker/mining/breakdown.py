@@ -32,13 +32,14 @@ def classify_errors(
     pred_conf: np.ndarray,
     iou_thr: float,
     background_iou: float = 0.1,
+    iou: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One image: (error code per prediction, target ground truth per prediction (-1: none),
-    ground truth found (bool), ground truth missed (bool))."""
+    ground truth found (bool), ground truth missed (bool)). ``iou``: the (pred, gt) IoU matrix if known."""
     gt_cls = np.asarray(gt_cls).astype(np.int64).reshape(-1)
     pred_cls = np.asarray(pred_cls).astype(np.int64).reshape(-1)
     n, m = len(pred_cls), len(gt_cls)
-    iou = box_iou(pred_boxes, gt_boxes)
+    iou = box_iou(pred_boxes, gt_boxes) if iou is None else iou
     same = pred_cls[:, None] == gt_cls[None, :]
     pred_to_gt, gt_to_pred = greedy_match(iou, same, confidence_order(pred_conf), iou_thr)
     errors = np.full(n, BACKGROUND, dtype=np.int64)
@@ -99,13 +100,14 @@ class BreakdownAccumulator:
         self._counts = np.zeros((num_classes, len(ERROR_NAMES) + 1), dtype=np.int64)
         self._gt_offset = 0
 
-    def add(self, gt_boxes, gt_cls, pred_boxes, pred_cls, pred_conf) -> None:
+    def add(self, gt_boxes, gt_cls, pred_boxes, pred_cls, pred_conf, iou: np.ndarray | None = None) -> None:
         gt_cls = np.asarray(gt_cls).astype(np.int64).reshape(-1)
         pred_cls = np.asarray(pred_cls).astype(np.int64).reshape(-1)
         pred_conf = np.asarray(pred_conf, dtype=np.float64).reshape(-1)
         pred_boxes = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
+        iou = box_iou(pred_boxes, gt_boxes) if iou is None else iou
         errors, target, found, missed = classify_errors(
-            gt_boxes, gt_cls, pred_boxes, pred_cls, pred_conf, self.iou_thr, self.background_iou
+            gt_boxes, gt_cls, pred_boxes, pred_cls, pred_conf, self.iou_thr, self.background_iou, iou
         )
         global_target = np.where(target >= 0, target + self._gt_offset, -1)
         self._pred.append((pred_cls, pred_conf, errors, global_target))
@@ -113,7 +115,14 @@ class BreakdownAccumulator:
         self._gt_offset += len(gt_cls)
         shown = pred_conf >= self.count_conf
         errors, _, _, missed = classify_errors(
-            gt_boxes, gt_cls, pred_boxes[shown], pred_cls[shown], pred_conf[shown], self.iou_thr, self.background_iou
+            gt_boxes,
+            gt_cls,
+            pred_boxes[shown],
+            pred_cls[shown],
+            pred_conf[shown],
+            self.iou_thr,
+            self.background_iou,
+            iou[shown],
         )
         np.add.at(self._counts, (pred_cls[shown], errors), 1)
         np.add.at(self._counts, (gt_cls[missed], MISSED), 1)

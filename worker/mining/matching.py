@@ -97,6 +97,7 @@ def match_image(
     pred_cls: np.ndarray,
     pred_conf: np.ndarray,
     t: Thresholds,
+    iou: np.ndarray | None = None,
 ) -> ImageMatch:
     """Give every ground truth and every prediction of one image exactly one kind.
 
@@ -105,12 +106,13 @@ def match_image(
     a same-class prediction in [t.min_conf, t.conf) is a low-confidence detection; unmatched ground
     truth covered (IoU >= t.iou) by a detection of another class is a misclassification; the rest is a
     false negative. Detections left over overlap some ground truth a little (localization) or none
-    (hard negative when conf >= t.hard_negative_conf, else background)."""
+    (hard negative when conf >= t.hard_negative_conf, else background). ``iou``: the (pred, gt) IoU
+    matrix when the caller already has it."""
     gt_cls = np.asarray(gt_cls).astype(np.int64).reshape(-1)
     pred_cls = np.asarray(pred_cls).astype(np.int64).reshape(-1)
     pred_conf = np.asarray(pred_conf, dtype=np.float64).reshape(-1)
     n, m = len(pred_cls), len(gt_cls)
-    iou = box_iou(pred_boxes, gt_boxes)
+    iou = box_iou(pred_boxes, gt_boxes) if iou is None else iou
     same = pred_cls[:, None] == gt_cls[None, :]
     order = confidence_order(pred_conf)
     detection = pred_conf >= t.conf

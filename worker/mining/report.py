@@ -43,9 +43,9 @@ class MiningAccumulator:
     def _name(self, class_id: int) -> str:
         return self.names[class_id] if 0 <= class_id < len(self.names) else str(class_id)
 
-    def add(self, image: ImagePredictions) -> MinedImage:
+    def add(self, image: ImagePredictions, iou: np.ndarray | None = None) -> MinedImage:
         t = self.thresholds
-        match = k.match_image(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf, t)
+        match = k.match_image(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf, t, iou)
         gt_difficulty, pred_difficulty = object_difficulties(match, image.pred_conf, t.low_conf)
         gt_in = np.array([c in self.classes for c in image.gt_cls], dtype=bool)
         pred_in = np.array([c in self.classes for c in image.pred_cls], dtype=bool)

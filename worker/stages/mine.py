@@ -9,14 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from worker.mining.breakdown import BreakdownAccumulator
 from worker.mining.hard_dataset import build_hard_dataset, split_images
 from worker.mining.matching import Thresholds
-from worker.mining.report import MiningAccumulator, class_file_name
+from worker.mining.report import class_file_name
 from worker.stages.base import StageCancelled, StageRunner
-
-PREDICTION_FLOOR = 0.001
-"""Confidence down to which predictions are kept (as ``model.val()`` does): AP needs them all."""
 
 
 class MineRunner(StageRunner):
@@ -43,9 +39,7 @@ class MineRunner(StageRunner):
         return data_yaml, "val"
 
     def run(self) -> dict:
-        from ultralytics import YOLO
-
-        from worker.mining.capture import validator_with_sink
+        from worker.mining.inference import mine_split
         from worker.mining.preview import draw_preview
 
         context, spec, reporter = self.context, self.context.spec, self.context.reporter
@@ -57,20 +51,23 @@ class MineRunner(StageRunner):
             min_conf=spec.min_conf,
             hard_negative_conf=spec.hard_negative_conf,
         )
-        miner = MiningAccumulator(names, thresholds, spec.difficulty_reduction, spec.class_ids(names))
-        breakdown = BreakdownAccumulator(len(names), iou_thr=spec.iou, count_conf=spec.conf)
 
-        def sink(image) -> None:
+        def before_image(done: int) -> None:
             if reporter.cancel_requested():
-                raise StageCancelled(f"cancelled after mining {len(miner.images)} image(s)")
-            miner.add(image)
-            breakdown.add(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf)
+                raise StageCancelled(f"cancelled after mining {done} image(s)")
 
         weights = self.weights()
         data_yaml, split = self.mining_data()
-        args = {**self.ultralytics_args(), "data": str(data_yaml), "split": split}
-        args.update(conf=PREDICTION_FLOOR, plots=False, save_json=False)
-        YOLO(weights).val(validator=validator_with_sink(sink), **args)
+        val_args = {**self.ultralytics_args(), "data": str(data_yaml), "split": split}
+        miner, breakdown = mine_split(
+            weights,
+            val_args,
+            names,
+            thresholds,
+            spec.difficulty_reduction,
+            spec.class_ids(names),
+            before_image,
+        )
 
         stage_dir = context.stage_dir
         hard = miner.hard_images(spec.min_difficulty)
