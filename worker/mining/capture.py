@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from ultralytics.models.yolo.detect import DetectionValidator
-from ultralytics.utils import ops
 
 
 @dataclass
@@ -29,10 +28,15 @@ Sink = Callable[[ImagePredictions], None]
 
 
 def _to_original(boxes, pbatch) -> np.ndarray:
+    """Letterboxed xyxy boxes back to original-image pixels (what ``ops.scale_boxes`` does), in NumPy."""
     if boxes.shape[0] == 0:
         return np.zeros((0, 4), dtype=np.float64)
-    scaled = ops.scale_boxes(pbatch["imgsz"], boxes.clone(), pbatch["ori_shape"], ratio_pad=pbatch["ratio_pad"])
-    return scaled.cpu().numpy().astype(np.float64)
+    (gain_y, gain_x), (pad_x, pad_y) = pbatch["ratio_pad"]
+    height, width = pbatch["ori_shape"]
+    out = (boxes.cpu().numpy().astype(np.float64) - (pad_x, pad_y, pad_x, pad_y)) / (gain_x, gain_y, gain_x, gain_y)
+    np.clip(out[:, 0::2], 0, width, out=out[:, 0::2])
+    np.clip(out[:, 1::2], 0, height, out=out[:, 1::2])
+    return out
 
 
 class CapturingValidator(DetectionValidator):
@@ -40,10 +44,16 @@ class CapturingValidator(DetectionValidator):
 
     sink: Sink
 
+    def _prepare_batch(self, si, batch):
+        prepared = super()._prepare_batch(si, batch)
+        self._prepared[si] = prepared  # update_metrics prepares each image once; reuse it
+        return prepared
+
     def update_metrics(self, preds, batch) -> None:
+        self._prepared: dict[int, dict] = {}
         super().update_metrics(preds, batch)
         for si, pred in enumerate(preds):
-            pbatch = self._prepare_batch(si, batch)
+            pbatch = self._prepared.get(si) or self._prepare_batch(si, batch)
             self.sink(
                 ImagePredictions(
                     im_file=pbatch["im_file"],

@@ -28,10 +28,6 @@ class MinedImage:
         return self.kinds[k.HARD_NEGATIVE] > 0
 
 
-def _box(row: np.ndarray) -> list[float]:
-    return [round(float(v), 2) for v in row]
-
-
 class MiningAccumulator:
     """Matches each image as it arrives and keeps what the outputs need (not the raw predictions)."""
 
@@ -50,43 +46,44 @@ class MiningAccumulator:
         gt_in = np.array([c in self.classes for c in image.gt_cls], dtype=bool)
         pred_in = np.array([c in self.classes for c in image.pred_cls], dtype=bool)
         gt_difficulty, pred_difficulty = gt_difficulty * gt_in, pred_difficulty * pred_in
-        objects, kinds, hard_classes = [], Counter(), set()
-        for g in range(len(image.gt_cls)):
-            other = int(match.gt_other[g])
-            kind = str(match.gt_kind[g])
-            if gt_in[g]:
-                kinds[kind] += 1
-            if gt_difficulty[g] > 0:
-                hard_classes.add(int(image.gt_cls[g]))
+        name = self._name
+        gt_cls, pred_cls = image.gt_cls.tolist(), image.pred_cls.tolist()
+        conf = np.round(image.pred_conf, 4).tolist()
+        gt_boxes, pred_boxes = np.round(image.gt_boxes, 2).tolist(), np.round(image.pred_boxes, 2).tolist()
+        gt_iou, pred_iou = np.round(match.gt_iou, 4).tolist(), np.round(match.pred_iou, 4).tolist()
+        gt_d, pred_d = np.round(gt_difficulty, 4).tolist(), np.round(pred_difficulty, 4).tolist()
+        kinds = Counter(match.gt_kind[gt_in].tolist())
+        hard_classes = {gt_cls[g] for g in np.flatnonzero(gt_difficulty > 0)}
+        hard_classes.update(pred_cls[p] for p in np.flatnonzero(pred_difficulty > 0))
+        objects = []
+        for g, (other, kind) in enumerate(zip(match.gt_other.tolist(), match.gt_kind.tolist(), strict=True)):
             objects.append(
                 {
                     "source": "ground_truth",
-                    "box": _box(image.gt_boxes[g]),
-                    "class": self._name(int(image.gt_cls[g])),
-                    "predicted_class": self._name(int(image.pred_cls[other])) if other >= 0 else None,
-                    "confidence": round(float(image.pred_conf[other]), 4) if other >= 0 else None,
-                    "iou": round(float(match.gt_iou[g]), 4),
+                    "box": gt_boxes[g],
+                    "class": name(gt_cls[g]),
+                    "predicted_class": name(pred_cls[other]) if other >= 0 else None,
+                    "confidence": conf[other] if other >= 0 else None,
+                    "iou": gt_iou[g],
                     "kind": kind,
-                    "difficulty": round(float(gt_difficulty[g]), 4),
+                    "difficulty": gt_d[g],
                 }
             )
-        for p in np.flatnonzero(match.pred_kind != k.UNUSED):
-            other = int(match.pred_other[p])
-            kind = str(match.pred_kind[p])
-            if kind != k.MATCHED and kind != k.LOW_CONFIDENCE and kind != k.MISCLASSIFICATION and pred_in[p]:
-                kinds[kind] += 1  # matched / low-confidence / misclassified are counted once, on the ground truth
-            if pred_difficulty[p] > 0:
-                hard_classes.add(int(image.pred_cls[p]))
+        pred_other, pred_kind = match.pred_other.tolist(), match.pred_kind.tolist()
+        for p in np.flatnonzero(match.pred_kind != k.UNUSED).tolist():
+            other, kind = pred_other[p], pred_kind[p]
+            if kind not in _COUNTED_ON_GROUND_TRUTH and pred_in[p]:
+                kinds[kind] += 1
             objects.append(
                 {
                     "source": "prediction",
-                    "box": _box(image.pred_boxes[p]),
-                    "class": self._name(int(image.gt_cls[other])) if other >= 0 else None,
-                    "predicted_class": self._name(int(image.pred_cls[p])),
-                    "confidence": round(float(image.pred_conf[p]), 4),
-                    "iou": round(float(match.pred_iou[p]), 4),
+                    "box": pred_boxes[p],
+                    "class": name(gt_cls[other]) if other >= 0 else None,
+                    "predicted_class": name(pred_cls[p]),
+                    "confidence": conf[p],
+                    "iou": pred_iou[p],
                     "kind": kind,
-                    "difficulty": round(float(pred_difficulty[p]), 4),
+                    "difficulty": pred_d[p],
                 }
             )
         difficulty = image_difficulty(np.concatenate([gt_difficulty, pred_difficulty]), self.reduction)
@@ -114,7 +111,7 @@ class MiningAccumulator:
                 kind = obj["kind"]
                 if obj["source"] == "ground_truth":
                     name = obj["class"]
-                elif kind in (k.MATCHED, k.LOW_CONFIDENCE, k.MISCLASSIFICATION):
+                elif kind in _COUNTED_ON_GROUND_TRUTH:
                     continue
                 else:
                     name = obj["predicted_class"]
@@ -157,6 +154,8 @@ class MiningAccumulator:
         ]
 
 
+_COUNTED_ON_GROUND_TRUTH = (k.MATCHED, k.LOW_CONFIDENCE, k.MISCLASSIFICATION)
+"""Prediction kinds counted once, on the ground truth they explain."""
 _ALL_KINDS = tuple(dict.fromkeys((*k.GT_KINDS, *k.PRED_KINDS)))
 
 
