@@ -21,16 +21,21 @@ def low_confidence_difficulty(conf: float | np.ndarray, low_conf: float) -> floa
     return 1.0 + (low_conf - conf)
 
 
+def _fixed(kinds: np.ndarray) -> np.ndarray:
+    values = np.zeros(len(kinds), dtype=np.float64)
+    for kind, value in FIXED_DIFFICULTY.items():
+        values[kinds == kind] = value
+    return values
+
+
 def object_difficulties(match: k.ImageMatch, pred_conf: np.ndarray, low_conf: float) -> tuple[np.ndarray, np.ndarray]:
     """(per ground truth, per prediction) difficulty of one image's objects."""
-    gt = np.array([FIXED_DIFFICULTY.get(kind, 0.0) for kind in match.gt_kind], dtype=np.float64)
+    gt = _fixed(match.gt_kind)
     low = match.gt_kind == k.LOW_CONFIDENCE
     if low.any():
         gt[low] = low_confidence_difficulty(np.asarray(pred_conf)[match.gt_other[low]], low_conf)
-    pred = np.array(
-        [0.0 if kind == k.MISCLASSIFICATION else FIXED_DIFFICULTY.get(kind, 0.0) for kind in match.pred_kind],
-        dtype=np.float64,
-    )
+    pred = _fixed(match.pred_kind)
+    pred[match.pred_kind == k.MISCLASSIFICATION] = 0.0
     return gt, pred
 
 

@@ -23,6 +23,8 @@ GT_KINDS = (MATCHED, FALSE_NEGATIVE, LOW_CONFIDENCE, MISCLASSIFICATION)
 PRED_KINDS = (MATCHED, LOW_CONFIDENCE, MISCLASSIFICATION, DUPLICATE, LOCALIZATION, HARD_NEGATIVE, BACKGROUND)
 UNUSED = ""
 """Kind of a prediction under the detection threshold that explains no ground truth: not reported."""
+KIND_DTYPE = "<U17"
+"""Kinds are fixed-width strings: NumPy compares them in C, unlike Python objects."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,9 @@ def match_image(
     order = confidence_order(pred_conf)
     detection = pred_conf >= t.conf
 
-    gt_kind = np.full(m, FALSE_NEGATIVE, dtype=object)
+    gt_kind = np.full(m, FALSE_NEGATIVE, dtype=KIND_DTYPE)
     gt_other = np.full(m, -1, dtype=np.int64)
-    pred_kind = np.full(n, UNUSED, dtype=object)
+    pred_kind = np.full(n, UNUSED, dtype=KIND_DTYPE)
     pred_other = np.full(n, -1, dtype=np.int64)
 
     pred_to_gt, gt_to_pred = greedy_match(iou, same & detection[:, None], order, t.iou)
