@@ -44,6 +44,11 @@ def _mined_dataset_yaml(settings: Settings, earlier: list[Stage]) -> Path:
     for stage in reversed(earlier):
         produced = (stage.results or {}).get("dataset_yaml")
         if stage.type == "mine" and stage.state == StageState.SUCCEEDED.value and produced:
+            if not stage.results.get("dataset", {}).get("total"):
+                raise InvalidSpec(
+                    f"data 'from_stage': mine stage {stage.index} found no hard examples, so there is nothing to train on",
+                    field="data",
+                )
             return safe_resolve(settings.artifacts_root, produced, what="dataset_yaml")
     raise InvalidSpec("data 'from_stage': no earlier mine stage built a hard-example dataset", field="data")
 
