@@ -71,7 +71,9 @@ def main() -> None:
     print(f"images {args.images} imgsz {args.imgsz} device {args.device} repeats {args.repeats}")
     print(f"ultralytics model.val()  {val_rate:8.1f} images/s  (median of {[round(t, 2) for t in val_times]} s)")
     print(f"stagerun mining          {mine_rate:8.1f} images/s  (median of {[round(t, 2) for t in mine_times]} s)")
-    print(f"ratio mining / val: {mine_rate / val_rate:.3f} (median), {min(val_times) / min(mine_times):.3f} (best runs)")
+    print(
+        f"ratio mining / val: {mine_rate / val_rate:.3f} (median), {min(val_times) / min(mine_times):.3f} (best runs)"
+    )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def test_train_mine_train_from_stage(stack):
         "missed",
     }
     detailed = json.loads((mine_dir / "detailed.json").read_text())
-    assert len(detailed) == 5 and all({"box", "kind", "difficulty", "iou"} <= set(o) for d in detailed for o in d["objects"])
+    assert len(detailed) == 5 and all(
+        {"box", "kind", "difficulty", "iou"} <= set(o) for d in detailed for o in d["objects"]
+    )
     assert [d["difficulty"] for d in detailed] == sorted((d["difficulty"] for d in detailed), reverse=True)
     for name in ("square", "disc", "bar"):
         assert (mine_dir / f"hard_examples_{name}.txt").is_file()

@@ -58,7 +58,9 @@ def test_hard_negatives_and_replay(tmp_path):
     images = sorted(p.name for p in (out / "images" / "train").iterdir())
     assert len(images) == 4 and "t0.png" in images and "t0_1.png" in images and "bg.png" in images
     assert (out / "labels" / "train" / "bg.txt").read_text() == ""  # a pure background image
-    assert (out / "labels" / "train" / "t0_1.txt").read_text() == (other[0].parents[2] / "labels/train/t0.txt").read_text()
+    assert (out / "labels" / "train" / "t0_1.txt").read_text() == (
+        other[0].parents[2] / "labels/train/t0.txt"
+    ).read_text()
     data_yaml = yaml.safe_load((out / "data.yaml").read_text())
     assert data_yaml["names"] == {0: "a", 1: "b"} and data_yaml["val"] == str(data / "images" / "val")
     assert data_yaml["train"] == "images/train" and data_yaml["path"] == str(out.resolve())
