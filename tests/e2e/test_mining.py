@@ -44,6 +44,7 @@ def test_train_mine_train_from_stage(stack):
     mine_dir = stack.home / "artifacts" / mine["dir"]
     stats = json.loads((mine_dir / "stats.json").read_text())
     assert stats["thresholds"]["conf"] == 0.5 and stats["hard_images"] == results["hard_images"]
+    assert mine["info"]["mining"]["dataset"] == results["dataset"] and "warning" not in mine["info"]["mining"]
     assert set(stats["error_breakdown"]["overall"]) == {
         "classification",
         "localization",

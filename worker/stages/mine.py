@@ -120,11 +120,10 @@ class MineRunner(StageRunner):
         }
         (stage_dir / "stats.json").write_text(json.dumps(report, indent=2))
         (stage_dir / "detailed.json").write_text(json.dumps(miner.detailed()))
+        info = {"images": stats["images"], "hard_images": stats["hard_images"], "dataset": dataset_counts}
         if spec.split == "val" and dataset_counts["total"]:
-            reporter.record(
-                "mining",
-                {"warning": "the hard-example dataset holds validation images; its val metrics are optimistic"},
-            )
+            info["warning"] = "the hard-example dataset holds validation images; its val metrics are optimistic"
+        reporter.record("mining", info)
         reporter.progress(1, None)
         return {
             "mined_weights": weights,
