@@ -4,7 +4,9 @@ found is missed; for each kind, the mAP50 that fixing it (alone) would recover.
 
 Pure NumPy. Fixes as TIDE makes them: a classification or localization error becomes a true
 positive of its target ground truth (when nothing found it yet, else it is dropped); both,
-duplicate and background errors are dropped; missed ground truth is taken out of the count."""
+duplicate and background errors are dropped; missed ground truth is taken out of the count (a
+class whose every object was missed then has nothing left to find and counts as AP 1.0).
+dAP overall is the mean over classes with ground truth, like mAP."""
 
 from __future__ import annotations
 
