@@ -22,10 +22,10 @@ class EvaluateRunner(StageRunner):
     def run(self) -> dict:
         from ultralytics import YOLO
 
-        context, spec = self.context, self.context.spec
         from worker.mining.breakdown import BreakdownAccumulator
         from worker.mining.capture import validator_with_sink
 
+        context, spec = self.context, self.context.spec
         weights = self.weights()
         breakdown = BreakdownAccumulator(len(context.dataset.names), iou_thr=0.5, count_conf=spec.conf or 0.25)
 
