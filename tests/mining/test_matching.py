@@ -111,3 +111,11 @@ def test_empty_images():
     assert m.pred_kind.tolist() == ["hard_negative"]
     m = run([A], [0], [], [], [])
     assert m.gt_kind.tolist() == ["false_negative"]
+
+
+def test_wrong_class_box_on_an_object_already_found_is_an_extra_misclassification():
+    m = run([A], [0], [A, [0, 0, 10, 9]], [0, 1], [0.9, 0.8])
+    assert m.gt_kind.tolist() == ["matched"] and m.pred_kind.tolist() == ["matched", "misclassification"]
+    assert m.pred_other.tolist() == [0, 0]
+    _, pred_d = object_difficulties(m, np.array([0.9, 0.8]), T.low_conf)
+    assert pred_d.tolist() == [0.0, 0.5]

@@ -14,6 +14,8 @@ FIXED_DIFFICULTY = {
 }
 """Kinds not listed (matched, localization, background, unused) add nothing. A misclassification
 counts once, on its ground truth; the prediction that confused it adds nothing more."""
+EXTRA_WRONG_CLASS_DIFFICULTY = 0.5
+"""A wrong-class detection on an object its own class already found: an extra box, like a duplicate."""
 
 
 def low_confidence_difficulty(conf: float | np.ndarray, low_conf: float) -> float | np.ndarray:
@@ -35,7 +37,11 @@ def object_difficulties(match: k.ImageMatch, pred_conf: np.ndarray, low_conf: fl
     if low.any():
         gt[low] = low_confidence_difficulty(np.asarray(pred_conf)[match.gt_other[low]], low_conf)
     pred = _fixed(match.pred_kind)
-    pred[match.pred_kind == k.MISCLASSIFICATION] = 0.0
+    confusing = match.pred_kind == k.MISCLASSIFICATION
+    pred[confusing] = 0.0
+    extra = confusing.copy()
+    extra[confusing] = match.gt_kind[match.pred_other[confusing]] != k.MISCLASSIFICATION
+    pred[extra] = EXTRA_WRONG_CLASS_DIFFICULTY
     return gt, pred
 
 

@@ -106,8 +106,8 @@ def match_image(
     In order: detections (conf >= t.conf) matched to ground truth of their class; other detections
     on an already matched ground truth of their class are duplicates; unmatched ground truth found by
     a same-class prediction in [t.min_conf, t.conf) is a low-confidence detection; unmatched ground
-    truth covered (IoU >= t.iou) by a detection of another class is a misclassification; the rest is a
-    false negative. Detections left over overlap some ground truth a little (localization) or none
+    truth covered (IoU >= t.iou) by a detection of another class is a misclassification (and so is a
+    detection of another class on a ground truth found by its own class); the rest is a false negative. Detections left over overlap some ground truth a little (localization) or none
     (hard negative when conf >= t.hard_negative_conf, else background). ``iou``: the (pred, gt) IoU
     matrix when the caller already has it."""
     gt_cls = np.asarray(gt_cls).astype(np.int64).reshape(-1)
@@ -156,6 +156,9 @@ def match_image(
         confusing = cover.max(axis=1) >= 0
         pred_kind[confusing] = MISCLASSIFICATION
         pred_other[confusing] = cover.argmax(axis=1)[confusing]
+        wrong_class_extra = (pred_kind == UNUSED) & (other_hit.max(axis=1) >= 0)  # on an object already found
+        pred_kind[wrong_class_extra] = MISCLASSIFICATION
+        pred_other[wrong_class_extra] = other_hit.argmax(axis=1)[wrong_class_extra]
 
     rest = detection & (pred_kind == UNUSED)
     overlap = iou.max(axis=1, initial=0.0)

@@ -72,20 +72,21 @@ class MiningAccumulator:
         pred_other, pred_kind = match.pred_other.tolist(), match.pred_kind.tolist()
         for p in np.flatnonzero(match.pred_kind != k.UNUSED).tolist():
             other, kind = pred_other[p], pred_kind[p]
-            if kind not in _COUNTED_ON_GROUND_TRUTH and pred_in[p]:
+            if pred_in[p] and (kind not in _COUNTED_ON_GROUND_TRUTH or _extra_wrong_class(match, p)):
                 kinds[kind] += 1
-            objects.append(
-                {
-                    "source": "prediction",
-                    "box": pred_boxes[p],
-                    "class": name(gt_cls[other]) if other >= 0 else None,
-                    "predicted_class": name(pred_cls[p]),
-                    "confidence": conf[p],
-                    "iou": pred_iou[p],
-                    "kind": kind,
-                    "difficulty": pred_d[p],
-                }
-            )
+            record = {
+                "source": "prediction",
+                "box": pred_boxes[p],
+                "class": name(gt_cls[other]) if other >= 0 else None,
+                "predicted_class": name(pred_cls[p]),
+                "confidence": conf[p],
+                "iou": pred_iou[p],
+                "kind": kind,
+                "difficulty": pred_d[p],
+            }
+            if _extra_wrong_class(match, p):
+                record["extra"] = True  # a wrong-class box on an object its own class found
+            objects.append(record)
         difficulty = image_difficulty(np.concatenate([gt_difficulty, pred_difficulty]), self.reduction)
         mined = MinedImage(image.im_file, image.shape, round(difficulty, 4), objects, hard_classes, kinds)
         self.images.append(mined)
@@ -106,12 +107,14 @@ class MiningAccumulator:
 
     def stats(self, min_difficulty: float) -> dict:
         per_class = {c: Counter() for c in sorted(self.classes)}
+        ground_truth = Counter()
         for image in self.images:
             for obj in image.objects:
                 kind = obj["kind"]
                 if obj["source"] == "ground_truth":
                     name = obj["class"]
-                elif kind in _COUNTED_ON_GROUND_TRUTH:
+                    ground_truth[name] += 1
+                elif kind in _COUNTED_ON_GROUND_TRUTH and not obj.get("extra"):
                     continue
                 else:
                     name = obj["predicted_class"]
@@ -132,7 +135,7 @@ class MiningAccumulator:
                 {
                     "class_id": c,
                     "name": self._name(c),
-                    "ground_truth": sum(per_class[c][kind] for kind in k.GT_KINDS),
+                    "ground_truth": ground_truth[self._name(c)],
                     **{kind: per_class[c][kind] for kind in _ALL_KINDS},
                     "hard_images": len(lists[c]),
                 }
@@ -154,6 +157,11 @@ class MiningAccumulator:
         ]
 
 
+def _extra_wrong_class(match: k.ImageMatch, p: int) -> bool:
+    """A misclassifying prediction on an object already found by its own class: counted on its own."""
+    return match.pred_kind[p] == k.MISCLASSIFICATION and match.gt_kind[match.pred_other[p]] != k.MISCLASSIFICATION
+
+
 _COUNTED_ON_GROUND_TRUTH = (k.MATCHED, k.LOW_CONFIDENCE, k.MISCLASSIFICATION)
 """Prediction kinds counted once, on the ground truth they explain."""
 _ALL_KINDS = tuple(dict.fromkeys((*k.GT_KINDS, *k.PRED_KINDS)))
@@ -161,4 +169,4 @@ _ALL_KINDS = tuple(dict.fromkeys((*k.GT_KINDS, *k.PRED_KINDS)))
 
 def class_file_name(name: str) -> str:
     """``hard_examples_<class>.txt`` with the class name made safe for a file name."""
-    return f"hard_examples_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('.') or 'class'}.txt"
+    return f"hard_examples_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('._') or 'class'}.txt"
