@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import StagerunError
+from shared.schemas import STAGE_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 def _field_of(location: tuple) -> str:
     """``('body', 'stages', 0, 'train', 'epochs')`` -> ``stages.0.epochs`` (the union tag is noise)."""
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
-    cleaned = [p for i, p in enumerate(parts) if not (i > 0 and parts[i - 1].isdigit() and p in ("train", "evaluate"))]
+    cleaned = [p for i, p in enumerate(parts) if not (i > 0 and parts[i - 1].isdigit() and p in STAGE_TYPES)]
     return ".".join(cleaned)
 
 

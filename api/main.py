@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import artifacts, datasets, health, jobs
+from api.routes import artifacts, datasets, hard_examples, health, jobs
 
 
 def create_app() -> FastAPI:
@@ -21,6 +21,7 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(artifacts.router)
     app.include_router(datasets.router)
+    app.include_router(hard_examples.router)
     return app
 
 

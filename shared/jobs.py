@@ -30,13 +30,21 @@ def request_hash(spec: JobCreate) -> str:
 
 def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> None:
     """Checks that need the whole pipeline: every stage has the inputs it consumes."""
-    trained = False
+    trained = mined = False
     for index, stage in enumerate(spec.stages):
         field = f"stages.{index}"
         if stage.type == "train":
+            if stage.data == "from_stage" and not mined:
+                raise InvalidSpec(
+                    "data 'from_stage' needs a mine stage before this train stage to produce a hard-example dataset",
+                    field=f"{field}.data",
+                )
             trained = True
             for key, key_field in stage.class_keys():
                 class_index(key, dataset.names, f"{field}.{key_field}")
+        elif stage.type == "mine":
+            _check_mine_stage(stage, field, dataset, model, trained)
+            mined = True
         elif stage.type == "evaluate":
             if stage.split not in dataset.splits:
                 raise InvalidSpec(f"dataset has no '{stage.split}' split to evaluate on", field=f"{field}.split")
@@ -51,6 +59,18 @@ def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> Non
 def owner_idempotency_key(owner: str, idempotency_key: str) -> str:
     """Keys are per owner: the same key from two owners names two jobs (and reveals nothing)."""
     return hashlib.sha256(f"{owner}\n{idempotency_key}".encode()).hexdigest()
+
+
+def _check_mine_stage(stage, field: str, dataset: DatasetRef, model: ModelRef, trained: bool) -> None:
+    if (stage.weights == "model" or not trained) and not model.is_weights:
+        raise InvalidSpec(
+            "mine needs weights: put a train stage before it or start the job from a .pt or job:<id>",
+            field=f"{field}.weights",
+        )
+    try:
+        stage.class_ids(dataset.names)
+    except ValueError as exc:
+        raise InvalidSpec(str(exc), field=f"{field}.classes") from None
 
 
 def create_job(
