@@ -9,6 +9,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 
 from shared.schemas.training import TrainingOptions
 from worker.reporting import StageReporter
+from worker.ultralytics_ext.training_data import TrainingDataMixin
 
 
 def _plain(value: object) -> float | int | str:
@@ -17,7 +18,7 @@ def _plain(value: object) -> float | int | str:
     return value if isinstance(value, int | str) else float(value)
 
 
-class StagerunTrainer(DetectionTrainer):
+class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
     """``results_row`` holds the newest results.csv row (the same columns and values Ultralytics writes),
     so an ``on_fit_epoch_end`` callback can store it the moment the epoch ends.
 
