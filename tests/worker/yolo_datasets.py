@@ -12,7 +12,7 @@ from PIL import Image
 from ultralytics.cfg import get_cfg
 from ultralytics.data.build import build_yolo_dataset
 
-from worker.ultralytics_ext.dataset import DataOptions, StagerunDataset
+from worker.ultralytics_ext.dataset import DataOptions, StagerunDataset, training_dataset
 
 
 def write_dataset(root: Path, images: list[tuple[np.ndarray, list[tuple]]], names: list[str]) -> Path:
@@ -41,13 +41,8 @@ def plain_dataset(images: Path, names: list[str], **overrides):
 
 
 def stagerun_dataset(images: Path, names: list[str], options: DataOptions, **overrides) -> StagerunDataset:
-    args = training_args(**overrides)
     data = {"names": dict(enumerate(names)), "nc": len(names), "channels": 3}
-    return StagerunDataset(
-        img_path=str(images), imgsz=args.imgsz, batch_size=4, augment=True, hyp=args, rect=False, cache=None,
-        single_cls=False, stride=32, pad=0.0, prefix="", task="detect", classes=None, data=data, fraction=1.0,
-        data_options=options,
-    )
+    return training_dataset(training_args(**overrides), str(images), 4, data, 32, options)
 
 
 def sample(dataset, index: int, seed: int) -> dict:

@@ -10,6 +10,8 @@ from typing import Any
 
 from ultralytics.data.augment import Compose, RandomPerspective
 from ultralytics.data.dataset import YOLODataset
+from ultralytics.data.utils import get_split_fraction
+from ultralytics.utils import colorstr
 
 from shared.schemas.training import CopyPasteRare, ThinBoxes
 from worker.ultralytics_ext.augment import RareCopyPaste
@@ -94,8 +96,12 @@ class StagerunDataset(YOLODataset):
             transforms.insert(
                 after,
                 RareCopyPaste(
-                    self, list(self.data_options.copy_paste_class_ids), paste.p, paste.max_pastes,
-                    paste.max_overlap, self.tally,
+                    self,
+                    list(self.data_options.copy_paste_class_ids),
+                    paste.p,
+                    paste.max_pastes,
+                    paste.max_overlap,
+                    self.tally,
                 ),
             )
         return transforms
@@ -105,3 +111,28 @@ class StagerunDataset(YOLODataset):
         sample = super().__getitem__(index)
         sample[TALLY_KEY] = self.tally.take()
         return sample
+
+
+def training_dataset(
+    args: Any, img_path: str, batch: int | None, data: dict, stride: int, data_options: DataOptions
+) -> StagerunDataset:
+    """A ``StagerunDataset`` built with the arguments ``ultralytics.data.build_yolo_dataset`` passes for a
+    detection training set (``args`` are the trainer's arguments, ``data`` its dataset dict)."""
+    return StagerunDataset(
+        img_path=img_path,
+        imgsz=args.imgsz,
+        batch_size=batch,
+        augment=True,
+        hyp=args,
+        rect=args.rect,
+        cache=args.cache or None,
+        single_cls=args.single_cls or False,
+        stride=stride,
+        pad=0.0,
+        prefix=colorstr("train: "),
+        task=args.task,
+        classes=args.classes,
+        data=data,
+        fraction=1.0 if data.get("complete") else get_split_fraction(args.fraction, "train"),
+        data_options=data_options,
+    )

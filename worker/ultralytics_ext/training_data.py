@@ -12,13 +12,12 @@ from collections import Counter
 from typing import Any
 
 import torch
-from ultralytics.data.utils import get_split_fraction
-from ultralytics.utils import LOGGER, colorstr
+from ultralytics.utils import LOGGER
 from ultralytics.utils.plotting import plot_images
 from ultralytics.utils.torch_utils import unwrap_model
 
 from shared.class_weights import class_index
-from worker.ultralytics_ext.dataset import TALLY_KEY, DataOptions, StagerunDataset
+from worker.ultralytics_ext.dataset import TALLY_KEY, DataOptions, training_dataset
 from worker.ultralytics_ext.sampling import WeightedEpochSampler, install_weighted_sampler, weighted_sampler
 
 COPY_PASTE_EXAMPLES = 3
@@ -59,7 +58,9 @@ class TrainingDataMixin:
     def data_options(self) -> DataOptions | None:
         """The dataset options of this stage, or None when every one is off (plain Ultralytics)."""
         options = self.options
-        if options is None or (options.thin_boxes is None and options.copy_paste_rare is None and options.sampling is None):
+        if options is None or (
+            options.thin_boxes is None and options.copy_paste_rare is None and options.sampling is None
+        ):
             return None
         paste = options.copy_paste_rare
         ids: tuple[int, ...] = ()
@@ -72,25 +73,8 @@ class TrainingDataMixin:
         data_options = self.data_options() if mode == "train" else None
         if data_options is None:
             return super().build_dataset(img_path, mode, batch)
-        args = self.args  # the arguments ultralytics.data.build_yolo_dataset passes for a detection training set
-        return StagerunDataset(
-            img_path=img_path,
-            imgsz=args.imgsz,
-            batch_size=batch,
-            augment=True,
-            hyp=args,
-            rect=args.rect,
-            cache=args.cache or None,
-            single_cls=args.single_cls or False,
-            stride=max(int(unwrap_model(self.model).stride.max()), 32),
-            pad=0.0,
-            prefix=colorstr("train: "),
-            task=args.task,
-            classes=args.classes,
-            data=self.data,
-            fraction=1.0 if self.data.get("complete") else get_split_fraction(args.fraction, "train"),
-            data_options=data_options,
-        )
+        stride = max(int(unwrap_model(self.model).stride.max()), 32)
+        return training_dataset(self.args, img_path, batch, self.data, stride, data_options)
 
     def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train"):
         loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
