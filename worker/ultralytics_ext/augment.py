@@ -59,7 +59,11 @@ def objects_of(label_classes: list[np.ndarray], class_ids: list[int]) -> dict[in
 
 
 class RareCopyPaste(BaseTransform):
-    """See the module's docstring. ``dataset`` is the training ``YOLODataset`` the crops come from."""
+    """See the module's docstring. ``dataset`` is the training ``YOLODataset`` the crops come from.
+    Crops are kept once cut (up to ``MAX_KEPT_CROPS``): reading a whole image for each paste would cost
+    more than the rest of the augmentation."""
+
+    MAX_KEPT_CROPS = 2048
 
     def __init__(
         self, dataset: Any, class_ids: list[int], p: float, max_pastes: int, max_overlap: float, tally: BoxTally
@@ -72,15 +76,24 @@ class RareCopyPaste(BaseTransform):
         self.tally = tally
         bank = objects_of([label["cls"] for label in dataset.labels], class_ids)
         self.objects = {class_id: found for class_id, found in bank.items() if found}
+        self.kept_crops: dict[tuple[int, int], np.ndarray] = {}
 
     def crop(self, image_index: int, box_index: int) -> np.ndarray:
+        key = (image_index, box_index)
+        if key not in self.kept_crops:
+            if len(self.kept_crops) >= self.MAX_KEPT_CROPS:
+                self.kept_crops.pop(next(iter(self.kept_crops)))
+            self.kept_crops[key] = self.cut(image_index, box_index)
+        return self.kept_crops[key]
+
+    def cut(self, image_index: int, box_index: int) -> np.ndarray:
         """The object's pixels in its own image, as the dataset loads that image (long side = imgsz)."""
         image = self.dataset.load_image(image_index)[0]
         height, width = image.shape[:2]
         x, y, w, h = self.dataset.labels[image_index]["bboxes"][box_index]  # normalized centre x, y, w, h
         x1, y1 = max(0, math.floor((x - w / 2) * width)), max(0, math.floor((y - h / 2) * height))
         x2, y2 = min(width, math.ceil((x + w / 2) * width)), min(height, math.ceil((y + h / 2) * height))
-        return image[y1 : max(y2, y1 + 1), x1 : max(x2, x1 + 1)]
+        return image[y1 : max(y2, y1 + 1), x1 : max(x2, x1 + 1)].copy()
 
     def __call__(self, labels: dict[str, Any]) -> dict[str, Any]:
         instances: Instances = labels["instances"]
