@@ -70,7 +70,7 @@ def instances_per_epoch(names: list[str], label_classes: list[np.ndarray], spec:
         )
 
 
-def pipeline_timing(data_yaml: str, options: dict, imgsz: int, samples: int = 256) -> None:
+def pipeline_timing(data_yaml: str, options: dict, imgsz: int, rounds: int = 24) -> None:
     """The augmentation pipeline alone (dataset items per second), plain against stagerun's dataset."""
     data = check_det_dataset(data_yaml)
     spec = TrainingOptions(**options)
@@ -83,28 +83,36 @@ def pipeline_timing(data_yaml: str, options: dict, imgsz: int, samples: int = 25
         "plain": build_yolo_dataset(get_cfg(overrides=cfg), data["train"], 16, data, mode="train"),
         "ours": training_dataset(get_cfg(overrides=cfg), data["train"], 16, data, 32, data_options),
     }
-    seconds: dict[str, list[float]] = {name: [] for name in datasets}
-    for repeat in range(3):
-        for name, dataset in datasets.items() if repeat % 2 == 0 else reversed(datasets.items()):
-            random.seed(repeat)
-            np.random.seed(repeat)
+    seconds = dict.fromkeys(datasets, 0.0)
+    rng = np.random.default_rng(0)
+    for chunk in range(rounds):  # small interleaved chunks: both see the same machine load
+        indices = rng.integers(0, len(datasets["plain"]), size=32).tolist()
+        for name, dataset in datasets.items() if chunk % 2 == 0 else reversed(datasets.items()):
+            random.seed(chunk)
+            np.random.seed(chunk)
             start = time.process_time()  # CPU time: other processes on the machine slow the wall clock
-            for index in range(samples):
-                dataset[index % len(dataset)]
-            seconds[name].append(time.process_time() - start)
-    plain, ours = min(seconds["plain"]), min(seconds["ours"])
-    print(f"\naugmentation pipeline alone, {samples} samples at imgsz {imgsz}, CPU seconds, best of 3")
+            for index in indices:
+                dataset[index]
+            seconds[name] += time.process_time() - start
+    samples = 32 * rounds
+    plain, ours = seconds["plain"], seconds["ours"]
+    print(f"\naugmentation pipeline alone, {samples} samples at imgsz {imgsz}, CPU seconds, interleaved")
     print(
         f"plain {samples / plain:.1f} samples/s, stagerun {samples / ours:.1f} samples/s, time ratio {ours / plain:.3f}"
     )
 
 
-def epoch_seconds(trainer, data_yaml: str, out: str, name: str, args: dict) -> list[float]:
-    times: list[float] = []
-    started: list[float] = []
+def epoch_seconds(trainer, data_yaml: str, out: str, name: str, args: dict) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of each training epoch, validation excluded. CPU time (all threads of this
+    process) is what the work costs; wall time also counts waiting for cores other processes hold."""
+    times: list[tuple[float, float]] = []
+    started: list[tuple[float, float]] = []
     yolo = YOLO("yolov8n.yaml")
-    yolo.add_callback("on_train_epoch_start", lambda t: started.append(time.perf_counter()))
-    yolo.add_callback("on_train_epoch_end", lambda t: times.append(time.perf_counter() - started[-1]))
+    yolo.add_callback("on_train_epoch_start", lambda t: started.append((time.perf_counter(), time.process_time())))
+    yolo.add_callback(
+        "on_train_epoch_end",
+        lambda t: times.append((time.perf_counter() - started[-1][0], time.process_time() - started[-1][1])),
+    )
     yolo.train(trainer=trainer, data=data_yaml, project=out, name=name, exist_ok=True, **args)
     return times
 
@@ -125,18 +133,20 @@ def timing(data_yaml: str, options: dict, fraction: float, repeats: int, epochs:
     }
     ours = StagerunTrainer.for_stage(TrainingOptions(**options), None)
     out = tempfile.mkdtemp(prefix="sampling-omr-")
-    plain_times: list[float] = []
-    our_times: list[float] = []
+    measured: dict[str, list[tuple[float, float]]] = {"plain": [], "ours": []}
     for repeat in range(repeats):  # alternate, so that load from other processes hits both alike
-        runs = [("plain", DetectionTrainer, plain_times), ("ours", ours, our_times)]
-        for name, trainer, times in runs if repeat % 2 == 0 else runs[::-1]:
-            times.extend(epoch_seconds(trainer, data_yaml, out, f"{name}{repeat}", args))
-    plain_median, our_median = statistics.median(plain_times), statistics.median(our_times)
+        runs = [("plain", DetectionTrainer), ("ours", ours)]
+        for name, trainer in runs if repeat % 2 == 0 else runs[::-1]:
+            measured[name].extend(epoch_seconds(trainer, data_yaml, out, f"{name}{repeat}", args))
     print(f"\nseconds per epoch, {repeats} runs x {epochs} epochs each, fraction {fraction}, imgsz {imgsz}, CPU")
     print(f"options: {json.dumps(options)}")
-    print(f"plain Ultralytics  median {plain_median:.2f} s  all {[round(t, 2) for t in plain_times]}")
-    print(f"stagerun options   median {our_median:.2f} s  all {[round(t, 2) for t in our_times]}")
-    print(f"ratio stagerun / plain: {our_median / plain_median:.3f}")
+    medians = {}
+    for kind, column in (("wall", 0), ("cpu", 1)):
+        for name, label in (("plain", "plain Ultralytics"), ("ours", "stagerun options ")):
+            values = [t[column] for t in measured[name]]
+            medians[name, kind] = statistics.median(values)
+            print(f"{label} {kind:4s} median {medians[name, kind]:6.2f} s  all {[round(v, 2) for v in values]}")
+        print(f"ratio stagerun / plain, {kind} seconds: {medians['ours', kind] / medians['plain', kind]:.3f}")
 
 
 def main() -> None:
