@@ -110,3 +110,23 @@ def test_rare_instances_rise_by_the_expected_amount(tmp_path: Path) -> None:
     expected, sigma = samples * 1.0, math.sqrt(samples * 4 / 3)
     assert added == pasted
     assert abs(added - expected) < 5 * sigma
+
+
+def test_counts_come_back_from_loader_worker_processes(tmp_path: Path) -> None:
+    """With workers the dataset runs in other processes; its per-sample counts travel in the batch."""
+    from ultralytics.data.build import build_dataloader
+
+    images, _ = rare_dataset(tmp_path)
+    loader = build_dataloader(
+        copy_paste_dataset(images, p=1.0), batch=6, workers=2, shuffle=True, rank=-1, device="cpu"
+    )
+    try:
+        assert loader.num_workers == 2
+        batches = list(loader)
+    finally:
+        loader.close()
+    tallies = [tally for batch in batches for tally in batch[TALLY_KEY]]
+    assert len(tallies) == 30
+    pasted = sum(tally["pasted"].get(1, 0) for tally in tallies)
+    rare_out = sum(int((batch["cls"] == 1).sum()) for batch in batches)
+    assert 30 <= pasted <= 90 and rare_out >= pasted  # 1-3 pastes per image, plus rare objects of their own
