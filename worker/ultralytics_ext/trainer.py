@@ -1,6 +1,7 @@
 """Our DetectionTrainer subclass. With no stagerun options it trains exactly as Ultralytics does;
 it only hands each results.csv row to callbacks as the epoch ends. Loss options install a
-``StagerunDetectionLoss`` on this trainer's model only; ``llrd`` splits the optimizer's groups by layer."""
+``StagerunDetectionLoss`` on this trainer's model only; ``llrd`` splits the optimizer's groups by layer.
+Data options (thin boxes, weighted sampling, rare-class copy-paste) come from ``TrainingDataMixin``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from shared.schemas.training import TrainingOptions
 from worker.reporting import StageReporter
 from worker.ultralytics_ext.llrd import layer_index, layer_lr_factors, split_by_layer
 from worker.ultralytics_ext.loss import LossSettings, StagerunDetectionLoss
+from worker.ultralytics_ext.training_data import TrainingDataMixin
 
 
 def _plain(value: object) -> float | int | str:
@@ -23,7 +25,7 @@ def _plain(value: object) -> float | int | str:
     return value if isinstance(value, int | str) else float(value)
 
 
-class StagerunTrainer(DetectionTrainer):
+class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
     """``results_row`` holds the newest results.csv row (the same columns and values Ultralytics writes),
     so an ``on_fit_epoch_end`` callback can store it the moment the epoch ends.
 
