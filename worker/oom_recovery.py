@@ -1,14 +1,14 @@
 """What to shrink after a CUDA out-of-memory error: pure rules, no torch.
 
 The order (T5): halve the batch down to 1, then shrink imgsz by a quarter in multiples of 32 down to
-half the size asked for (never under 32), then drop the dataset cache, then halve the dataloader
+half the size asked for (never under 64), then drop the dataset cache, then halve the dataloader
 workers down to 0. Each call gives the next single step, or None when nothing is left to shrink."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-MIN_IMGSZ = 32
+MIN_IMGSZ = 64  # under it, batch 1 leaves BatchNorm one value per channel (Ultralytics refuses)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,20 @@ def cancel_job(job_id: JobId, session: SessionDep) -> JobPublic:
     return jobs.job_public(job)
 
 
+@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def resume_job(job_id: JobId, session: SessionDep) -> JobPublic:
+    """Run a failed or cancelled job again from its first unfinished stage; a train stage continues from
+    its own last.pt, losing at most the epoch that was in progress. 409 for a job in any other state."""
+    job = jobs.get_job(session, job_id)
+    stage = jobs.resume(session, job)
+    job_cache().drop(job_id)
+    try:
+        enqueue_stage(stage.id)
+    except Exception:  # stored as queued; the workers' reaper sends it when the broker is back
+        log.exception("could not send stage %s of job %s to the broker", stage.id, job_id)
+    return jobs.job_public(job)
+
+
 def _snapshot(job_id: str) -> dict:
     return json.loads(_job_json(job_id))  # a stream wants its own fresh reads
 

@@ -32,17 +32,18 @@ def test_order_batch_then_imgsz_then_cache_then_workers():
     ]
 
 
-def test_tiny_run_has_three_steps_then_nothing_fits():
-    assert walk(MemoryKnobs(batch=4, imgsz=64, cache=False, workers=0), 64) == [
+def test_small_run_has_four_steps_then_nothing_fits():
+    assert walk(MemoryKnobs(batch=4, imgsz=128, cache=False, workers=0), 128) == [
         ("batch", 4, 2),
         ("batch", 2, 1),
-        ("imgsz", 64, 32),
+        ("imgsz", 128, 96),
+        ("imgsz", 96, 64),  # 72 -> 64, the floor
     ]
-    assert next_oom_step(MemoryKnobs(batch=1, imgsz=32, cache=False, workers=0), 64) is None
+    assert next_oom_step(MemoryKnobs(batch=1, imgsz=64, cache=False, workers=0), 64) is None
 
 
-@pytest.mark.parametrize(("requested", "floor"), [(640, 320), (64, 32), (32, 32), (416, 224), (100, 64)])
-def test_imgsz_floor_is_half_rounded_up_to_32(requested, floor):
+@pytest.mark.parametrize(("requested", "floor"), [(640, 320), (64, 64), (32, 64), (416, 224), (200, 128)])
+def test_imgsz_floor_is_half_rounded_up_to_32_never_under_64(requested, floor):
     assert imgsz_floor(requested) == floor
 
 
