@@ -131,11 +131,11 @@ class TrainRunner(StageRunner):
 
         def on_train_batch_end(trainer) -> None:
             if reporter.cancel_requested():
-                progress.cancelled = trainer.stop = True  # Ultralytics stops between batches and keeps last.pt
+                progress.cancelled = trainer.stop = trainer.keep_resumable = True  # stops between batches
 
         def on_fit_epoch_end(trainer) -> None:
             if reporter.cancel_requested(force=True):  # never start another epoch after a cancel
-                progress.cancelled = trainer.stop = True
+                progress.cancelled = trainer.stop = trainer.keep_resumable = True
             row = trainer.results_row
             if row is not None and row["epoch"] not in progress.published:
                 progress.published.add(row["epoch"])
