@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import traceback
+from pathlib import Path
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
@@ -76,12 +77,11 @@ def build_context(session: Session, settings: Settings, stage: Stage, reporter: 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
 
 
-def describe_failure(exc: Exception) -> str:
+def describe_failure(exc: Exception, stage_dir: Path) -> str:
     """The error text stored on a failed stage; a full disk or an unwritable folder is named as such."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"cannot write artifacts{where}: disk full or folder not writable - {text}"
+        return f"cannot write artifacts in {exc.filename or stage_dir}: disk full or folder not writable - {text}"
     return text
 
 
@@ -124,7 +124,7 @@ def run(stage_id: int) -> int:
         return EXIT_CANCELLED
     except Exception as exc:  # a failed stage records its error and fails the job; the worker lives on
         traceback.print_exc()
-        reporter.error(describe_failure(exc))
+        reporter.error(describe_failure(exc, context.stage_dir))
         return EXIT_FAILED
     reporter.results(results)
     return EXIT_SUCCEEDED
