@@ -88,6 +88,10 @@ class StageReporter:
 
         with_retry(write)
 
+    def info(self) -> dict:
+        """What earlier attempts of this stage recorded in ``stage.info``."""
+        return with_retry(lambda session: dict(session.get(Stage, self.stage_id).info or {}))
+
     def append(self, topic: str, item: object) -> None:
         """Add one item to the list under ``topic`` in ``stage.info``; the list outlives the stage process
         (a resumed stage adds to what the earlier attempts recorded)."""

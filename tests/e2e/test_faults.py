@@ -114,6 +114,11 @@ def stack(tmp_path_factory, database, proxy, broker):
     stack.stop()
 
 
+def train_only(epochs: int) -> dict:
+    pipeline = tiny_pipeline(epochs=epochs)
+    return {**pipeline, "stages": pipeline["stages"][:1]}
+
+
 def stage_row(database: str, job_id: str, index: int = 0) -> dict:
     """A stage as the database holds it (read directly, not through the proxy or the API)."""
     with psycopg.connect(f"{ADMIN_DSN.replace('dbname=test', f'dbname={database}')}") as connection:
@@ -125,7 +130,7 @@ def stage_row(database: str, job_id: str, index: int = 0) -> dict:
 
 
 def test_duplicate_delivery_runs_the_stage_once(stack, database, broker):
-    job_id = stack.submit(tiny_pipeline(epochs=1))
+    job_id = stack.submit(train_only(epochs=1))
     stage_id = stage_row(database, job_id)["id"]
     sender = make_celery(Settings(broker_url=broker.url, queue=stack.env["STAGERUN_QUEUE"], home=stack.home))
     for _ in range(3):  # the worker has a second free slot: a duplicate may arrive while the stage runs
@@ -142,7 +147,7 @@ def test_duplicate_delivery_runs_the_stage_once(stack, database, broker):
 
 
 def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
-    job_id = stack.submit(tiny_pipeline(epochs=5))
+    job_id = stack.submit(tiny_pipeline(epochs=4))
     stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 2, timeout_s=300, interval_s=0.2)
     done_at_kill = len(stack.rows(job_id))
     before = stage_row(database, job_id)
@@ -159,7 +164,7 @@ def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
     train = job["stages"][0]
     assert job["state"] == "succeeded", job
     assert [s["state"] for s in job["stages"]] == ["succeeded", "succeeded"]
-    assert stack.rows(job_id) == [1, 2, 3, 4, 5]  # no gap, no duplicate
+    assert stack.rows(job_id) == [1, 2, 3, 4]  # no gap, no duplicate
     resumed = train["info"]["resumed"]
     assert len(resumed) == 1 and resumed[0]["checkpoint"] == f"{train['dir']}/weights/last.pt"
     repeated = done_at_kill + 1 - resumed[0]["from_epoch"]
@@ -172,7 +177,7 @@ def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
 
 
 def test_api_restart_loses_nothing(stack):
-    job_id = stack.submit(tiny_pipeline(epochs=2))
+    job_id = stack.submit(train_only(epochs=2))
     stack.wait_for(job_id, lambda j: j["state"] == "running", timeout_s=120, interval_s=0.2)
     stack.restart_api()
     job = stack.wait_done(job_id)
@@ -180,43 +185,43 @@ def test_api_restart_loses_nothing(stack):
 
 
 def test_resume_cancelled_job_continues_from_last_pt(stack):
-    job_id = stack.submit(tiny_pipeline(epochs=4))
+    job_id = stack.submit(train_only(epochs=3))
     stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 1, timeout_s=300, interval_s=0.2)
     with stack.client() as client:
         assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
     cancelled = stack.wait_done(job_id)
     assert cancelled["state"] == "cancelled"
     done = cancelled["stages"][0]["epoch"]
-    assert 1 <= done < 4
+    assert 1 <= done < 3
     resumed = stack.stagerun("resume", job_id, "--watch", timeout=400)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     job = stack.wait_done(job_id)
-    assert job["state"] == "succeeded" and stack.rows(job_id) == [1, 2, 3, 4]
+    assert job["state"] == "succeeded" and stack.rows(job_id) == [1, 2, 3]
     assert job["stages"][0]["info"]["resumed"][-1]["from_epoch"] == done + 1
 
 
 def test_broker_restarted_with_jobs_queued(stack, broker):
-    running = [stack.submit(tiny_pipeline(epochs=2)) for _ in range(2)]
-    queued = [stack.submit({**tiny_pipeline(epochs=1), "stages": tiny_pipeline(epochs=1)["stages"][:1]})]
+    running = [stack.submit(train_only(epochs=2)) for _ in range(2)]  # both worker slots busy
+    queued = stack.submit(train_only(epochs=1))
     stack.wait_for(running[1], lambda j: j["state"] == "running", timeout_s=120, interval_s=0.2)
     broker.stop()  # no persistence: the queued message is gone
-    during = stack.submit({**tiny_pipeline(epochs=1), "stages": tiny_pipeline(epochs=1)["stages"][:1]})
+    during = stack.submit(train_only(epochs=1))  # stored although it cannot be sent
     time.sleep(2)
     broker.start()
-    for job_id in [*running, *queued, during]:
+    for job_id in [*running, queued, during]:
         job = stack.wait_done(job_id, timeout_s=400)
         assert job["state"] == "succeeded", job
         assert job["stages"][0]["attempt"] == 1
 
 
 def test_database_unreachable_during_writes(stack, proxy):
-    job_id = stack.submit(tiny_pipeline(epochs=4))
+    job_id = stack.submit(train_only(epochs=3))
     stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 1, timeout_s=300, interval_s=0.2)
     proxy.cut(3.0)
     job = stack.wait_done(job_id)
     assert job["state"] == "succeeded", job
     train = job["stages"][0]
-    assert stack.rows(job_id) == [1, 2, 3, 4] and train["attempt"] == 1  # retried, not taken back
+    assert stack.rows(job_id) == [1, 2, 3] and train["attempt"] == 1  # retried, not taken back
     stage_log = (stack.home / "artifacts" / train["dir"] / "stage.log").read_text()
     worker_log = (stack.log_dir / "worker.log").read_text()
     assert "database write failed" in stage_log + worker_log

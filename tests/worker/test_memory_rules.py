@@ -87,3 +87,17 @@ def test_tier_scales_only_an_unscaled_family_config():
     assert scaled_model("yolo11.yaml", "m") == "yolo11m.yaml"
     assert scaled_model("yolov8n.yaml", "l") is None  # the user pinned a size
     assert scaled_model("/artifacts/jobs/x/01-train/weights/best.pt", "s") is None
+
+
+def test_a_rerun_stage_starts_with_what_recovery_already_shrank():
+    from worker.stages.train import TrainRunner
+
+    args = {"batch": 16, "imgsz": 640, "workers": 8}
+    steps = [
+        {"epoch": 3, "knob": "batch", "old": 16, "new": 8},
+        {"epoch": 3, "knob": "batch", "old": 8, "new": 4},
+        {"epoch": 5, "knob": "imgsz", "old": 640, "new": 480},
+        {"epoch": 5, "action": "gave up: nothing left to shrink"},
+    ]
+    TrainRunner._reapply_oom_steps(steps, args)
+    assert args == {"batch": 4, "imgsz": 480, "workers": 8}

@@ -74,7 +74,8 @@ class TrainRunner(StageRunner):
         last = context.stage_dir / "weights" / "last.pt"
         progress = _Progress()
         faults = Counter(context.settings.oom_fault_epochs)
-        oom_steps: list[dict] = []
+        oom_steps: list[dict] = reporter.info().get("oom_recovery", [])
+        self._reapply_oom_steps(oom_steps, args)
         tensorboard = SummaryWriter(log_dir=str(context.stage_dir / "tensorboard"))
         try:
             while True:
@@ -186,6 +187,13 @@ class TrainRunner(StageRunner):
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+    @staticmethod
+    def _reapply_oom_steps(steps: list[dict], args: dict) -> None:
+        """A stage that runs again (lost worker, resumed job) starts with what memory recovery already shrank."""
+        for step in steps:
+            if step.get("knob") in ("batch", "imgsz", "cache", "workers"):
+                args[step["knob"]] = step["new"]
 
     def _apply_gpu_tier(self, start_from: str, args: dict) -> str:
         """``batch: auto``: batch, imgsz ceiling and (for an unscaled family config) model size from free VRAM."""
