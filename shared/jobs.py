@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from shared.class_weights import class_index
 from shared.db import get_engine
 from shared.errors import Conflict, InvalidSpec, NotFound
 from shared.models import Job, MetricRow, Stage, as_utc, utcnow
@@ -33,6 +34,8 @@ def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> Non
         field = f"stages.{index}"
         if stage.type == "train":
             trained = True
+            for key, key_field in stage.class_keys():
+                class_index(key, dataset.names, f"{field}.{key_field}")
         elif stage.type == "evaluate":
             if stage.split not in dataset.splits:
                 raise InvalidSpec(f"dataset has no '{stage.split}' split to evaluate on", field=f"{field}.split")

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from shared.schemas.training import TrainingOptions
+
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Gain = Annotated[float, Field(ge=0.0, le=100.0)]
 ImageSize = Annotated[int, Field(ge=32, le=4096, multiple_of=32, description="Square image size, a multiple of 32.")]
@@ -52,8 +54,9 @@ class StageBase(BaseModel):
         return set()
 
 
-class TrainStage(StageBase):
-    """Ultralytics training. Unset fields keep Ultralytics' defaults (ultralytics/cfg/default.yaml)."""
+class TrainStage(StageBase, TrainingOptions):
+    """Ultralytics training. Unset fields keep Ultralytics' defaults (ultralytics/cfg/default.yaml);
+    stagerun's own options (class weights, focal loss, sampling, ...) come from ``TrainingOptions``."""
 
     type: Literal["train"]
     start_from: Literal["previous", "model"] = Field(
@@ -102,7 +105,7 @@ class TrainStage(StageBase):
 
     @classmethod
     def stagerun_fields(cls) -> set[str]:
-        return {"start_from"}
+        return {"start_from", *TrainingOptions.option_fields()}
 
     _batch = field_validator("batch", mode="before")(check_batch)
 

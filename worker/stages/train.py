@@ -37,7 +37,11 @@ def resume_point(last: Path, epochs: int) -> int | None:
         return None
     import torch
 
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    try:
+        checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as exc:  # written before checkpoints were saved atomically, or damaged since
+        log.warning("cannot resume from %s (%s); training from the start weights", last, exc)
+        return None
     start = int(checkpoint.get("epoch", -1)) + 2
     return start if 1 < start <= epochs else None
 
@@ -154,7 +158,7 @@ class TrainRunner(StageRunner):
         model.add_callback("on_train_batch_end", on_train_batch_end)
         model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
         extra = {"resume": True} if resume else {}
-        model.train(trainer=StagerunTrainer, **args, **extra)
+        model.train(trainer=StagerunTrainer.for_stage(context.spec, reporter), **args, **extra)
 
     def _shrink_after_oom(self, exc: Exception, args: dict, progress: _Progress, steps: list[dict]) -> None:
         """Record the out-of-memory error and shrink one knob in ``args``; raise when nothing is left."""

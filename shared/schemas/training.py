@@ -1,0 +1,138 @@
+"""stagerun's own training options (issue 4 and the thin-object work): the parts of a train stage that
+Ultralytics does not have. Each is off unless set, except thin-box keeping, which is on by default."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ClassKey = Annotated[
+    str,
+    Field(min_length=1, max_length=100, description="A class id ('3') or a class name from the dataset's data.yaml."),
+]
+ClassWeight = Annotated[float, Field(gt=0.0, le=1000.0)]
+WEIGHT_STRATEGIES = ("inverse", "sqrt_inverse", "effective_number")
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AutoClassWeights(Options):
+    """Weights computed from the training labels' instance counts, normalized so the mean weight is 1."""
+
+    strategy: Literal[WEIGHT_STRATEGIES]  # type: ignore[valid-type]
+    beta: float = Field(
+        0.999, gt=0.0, lt=1.0, description="effective_number only: (1 - beta^n) / (1 - beta), Cui et al. 2019."
+    )
+
+
+ClassWeights = Annotated[
+    dict[ClassKey, ClassWeight] | Literal[WEIGHT_STRATEGIES] | AutoClassWeights,  # type: ignore[valid-type]
+    Field(
+        description="Explicit weights by class id or name (unlisted classes weigh 1), or an automatic strategy: "
+        "'inverse', 'sqrt_inverse', 'effective_number', or {strategy, beta}."
+    ),
+]
+
+
+def _non_empty(weights: object) -> object:
+    if isinstance(weights, dict) and not weights:
+        raise ValueError("class weights must name at least one class")
+    return weights
+
+
+class Focal(Options):
+    """Focal modulation of the classification term: (1 - p_t)^gamma, and alpha balancing when set."""
+
+    gamma: float = Field(2.0, ge=0.0, le=10.0)
+    alpha: float | None = Field(None, gt=0.0, lt=1.0, description="Weight of positives; negatives get 1 - alpha.")
+
+
+class SmallObjectGain(Options):
+    """A larger box and DFL loss weight for small ground-truth boxes."""
+
+    gain: float = Field(2.0, ge=1.0, le=100.0)
+    threshold: float = Field(
+        0.001, gt=0.0, le=1.0, description="Normalized area, or width, below which a box is small."
+    )
+    measure: Literal["area", "width"] = "area"
+
+
+class Sampling(Options):
+    """Weighted image sampling: an image weighs as much as the heaviest class in it."""
+
+    weights: ClassWeights = "sqrt_inverse"
+    ramp_epochs: int = Field(
+        0, ge=0, le=10_000, description="Move linearly from uniform to full weights over N epochs."
+    )
+
+    _weights = field_validator("weights")(_non_empty)
+
+
+class CopyPasteRare(Options):
+    """Paste crops of objects of the given classes into other training images (box-only datasets)."""
+
+    classes: list[ClassKey] = Field(min_length=1, max_length=1000)
+    p: float = Field(0.5, ge=0.0, le=1.0, description="Probability that an image receives pastes.")
+    max_pastes: int = Field(3, ge=1, le=50, description="Most crops pasted into one image.")
+    max_overlap: float = Field(0.1, ge=0.0, le=1.0, description="Most of an existing box a paste may cover (IoA).")
+
+
+class ThinBoxes(Options):
+    """Keep thin boxes through augmentation: clip them to at least ``min_box_px`` instead of dropping them
+    (Ultralytics drops boxes 2 px or narrower and aspect ratios over 100)."""
+
+    min_box_px: float = Field(1.0, gt=0.0, le=64.0)
+    max_aspect_ratio: float = Field(1000.0, ge=1.0, le=100_000.0)
+
+
+class TrainingOptions(Options):
+    """Mixed into the train stage; see each model for the fields."""
+
+    class_weights: ClassWeights | None = None
+    focal: Focal | None = None
+    small_object_gain: SmallObjectGain | None = None
+    sampling: Sampling | None = None
+    copy_paste_rare: CopyPasteRare | None = None
+    thin_boxes: ThinBoxes | None = Field(
+        default_factory=ThinBoxes, description="null restores Ultralytics' own rule (drop boxes of 2 px or less)."
+    )
+    freeze: int | list[Annotated[int, Field(ge=0, le=1000)]] | None = Field(
+        None, description="Freeze the first N layers, or the listed layer indices."
+    )
+    llrd: float | None = Field(
+        None, gt=0.0, le=1.0, description="Layer-wise learning-rate decay: layer i of n gets lr0 * llrd^(n-1-i)."
+    )
+
+    _class_weights = field_validator("class_weights")(_non_empty)
+
+    @field_validator("freeze")
+    @classmethod
+    def _freeze_bounds(cls, value: int | list[int] | None) -> int | list[int] | None:
+        if isinstance(value, int) and not 0 <= value <= 1000:
+            raise ValueError("freeze must be between 0 and 1000 layers")
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("freeze lists a layer twice")
+        return value
+
+    @classmethod
+    def option_fields(cls) -> set[str]:
+        """Fields stagerun implements itself (``freeze`` is Ultralytics' own and passed through)."""
+        return set(TrainingOptions.model_fields) - {"freeze"}
+
+    def class_keys(self) -> list[tuple[str, str]]:
+        """Every class a user named, with the field that named it, for checking against the dataset."""
+        keys: list[tuple[str, str]] = []
+
+        def add(weights: object, field: str) -> None:
+            if isinstance(weights, dict):
+                keys.extend((key, f"{field}.{key}") for key in weights)
+
+        add(self.class_weights, "class_weights")
+        if self.sampling is not None:
+            add(self.sampling.weights, "sampling.weights")
+        if self.copy_paste_rare is not None:
+            keys.extend((key, f"copy_paste_rare.classes.{i}") for i, key in enumerate(self.copy_paste_rare.classes))
+        return keys
