@@ -147,7 +147,7 @@ def test_duplicate_delivery_runs_the_stage_once(stack, database, broker):
 
 
 def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
-    job_id = stack.submit(tiny_pipeline(epochs=4))
+    job_id = stack.submit(train_only(epochs=4))
     stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 2, timeout_s=300, interval_s=0.2)
     done_at_kill = len(stack.rows(job_id))
     before = stage_row(database, job_id)
@@ -163,7 +163,6 @@ def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
     job = stack.wait_done(job_id)
     train = job["stages"][0]
     assert job["state"] == "succeeded", job
-    assert [s["state"] for s in job["stages"]] == ["succeeded", "succeeded"]
     assert stack.rows(job_id) == [1, 2, 3, 4]  # no gap, no duplicate
     resumed = train["info"]["resumed"]
     assert len(resumed) == 1 and resumed[0]["checkpoint"] == f"{train['dir']}/weights/last.pt"
