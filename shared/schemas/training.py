@@ -54,9 +54,7 @@ class SmallObjectGain(Options):
     """A larger box and DFL loss weight for small ground-truth boxes."""
 
     gain: float = Field(2.0, ge=1.0, le=100.0)
-    threshold: float = Field(
-        0.001, gt=0.0, le=1.0, description="Normalized area, or width, below which a box is small."
-    )
+    threshold: float = Field(0.001, gt=0.0, le=1.0, description="Normalized area, or width, below which a box is small.")
     measure: Literal["area", "width"] = "area"
 
 
@@ -64,9 +62,7 @@ class Sampling(Options):
     """Weighted image sampling: an image weighs as much as the heaviest class in it."""
 
     weights: ClassWeights = "sqrt_inverse"
-    ramp_epochs: int = Field(
-        0, ge=0, le=10_000, description="Move linearly from uniform to full weights over N epochs."
-    )
+    ramp_epochs: int = Field(0, ge=0, le=10_000, description="Move linearly from uniform to full weights over N epochs.")
 
     _weights = field_validator("weights")(_non_empty)
 

@@ -33,11 +33,8 @@ def test_submit_queues_first_stage(client, pipeline, embedded):
         ({"stages": []}, 422, "stages"),
         ({"stages": [{"type": "train", "class_weights": {"cat": 2}}]}, 422, "stages.0.class_weights.cat"),
         ({"stages": [{"type": "train", "sampling": {"weights": {"9": 2}}}]}, 422, "stages.0.sampling.weights.9"),
-        (
-            {"stages": [{"type": "train", "copy_paste_rare": {"classes": ["bar", "dog"]}}]},
-            422,
-            "stages.0.copy_paste_rare.classes.1",
-        ),
+        ({"stages": [{"type": "train", "copy_paste_rare": {"classes": ["bar", "dog"]}}]}, 422,
+         "stages.0.copy_paste_rare.classes.1"),
         ({"stages": [{"type": "train", "focal": {"gamma": 99}}]}, 422, "stages.0.focal.gamma"),
         ({"dataset": "../../etc"}, 422, "dataset"),
         ({"dataset": "missing"}, 422, "dataset"),
