@@ -166,8 +166,8 @@ def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
     assert stack.rows(job_id) == [1, 2, 3, 4]  # no gap, no duplicate
     resumed = train["info"]["resumed"]
     assert len(resumed) == 1 and resumed[0]["checkpoint"] == f"{train['dir']}/weights/last.pt"
-    repeated = done_at_kill + 1 - resumed[0]["from_epoch"]
-    assert repeated in (0, -1), f"resumed at epoch {resumed[0]['from_epoch']} with {done_at_kill} done at the kill"
+    # at most the epoch in progress is trained again (none when its last.pt was saved before the kill)
+    assert resumed[0]["from_epoch"] in (done_at_kill + 1, done_at_kill + 2), (resumed, done_at_kill)
     assert train["worker_id"] != before["worker_id"]
     print(
         f"\nworker SIGKILL: {done_at_kill} epochs done, resumed at {resumed[0]['from_epoch']}, "
