@@ -125,15 +125,17 @@ class TcpProxy:
             self._drop(sock)
 
 
-def stage_processes(stage_id: int) -> list[int]:
-    """Pids of live ``python -m worker.stage_process STAGE_ID`` processes on this machine."""
+def stage_processes(stage_id: int, home: Path) -> list[int]:
+    """Pids of live ``python -m worker.stage_process STAGE_ID`` processes of the stack living in ``home``
+    (other stacks on this machine number their stages too)."""
     wanted = f"worker.stage_process\0{stage_id}\0".encode()
+    environment = f"STAGERUN_HOME={home}\0".encode()
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if wanted in (proc / "cmdline").read_bytes():
+            if wanted in (proc / "cmdline").read_bytes() and environment in (proc / "environ").read_bytes():
                 pids.append(int(proc.name))
         except OSError:
             continue

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -151,10 +152,14 @@ def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
     stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 2, timeout_s=300, interval_s=0.2)
     done_at_kill = len(stack.rows(job_id))
     before = stage_row(database, job_id)
+    home = Path(stack.env["STAGERUN_HOME"])
+    assert len(stage_processes(before["id"], home)) == 1  # the check below sees a live stage process
     stack.kill_worker_group()
     killed_at = time.monotonic()
     time.sleep(1)
-    assert stage_processes(before["id"]) == []  # the stage process died with its worker, no orphan trains on
+    assert (
+        stage_processes(before["id"], Path(stack.env["STAGERUN_HOME"])) == []
+    )  # the stage process died with its worker, no orphan trains on
     assert stage_row(database, job_id)["state"] == "running"  # the lease has not expired yet
 
     stack.start_worker()
