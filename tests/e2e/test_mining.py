@@ -32,7 +32,7 @@ def test_train_mine_train_from_stage(stack):
         submitted = client.post("/v1/jobs", json=pipeline)
     assert submitted.status_code == 202, submitted.text
     job = stack.wait_done(submitted.json()["id"], timeout_s=600)
-    assert job["state"] == "succeeded", job
+    assert job["state"] == "succeeded", [(s["type"], s["state"], s["error"]) for s in job["stages"]]
     train, mine, retrain, evaluate = job["stages"]
     results = mine["results"]
     assert results["mined_weights"].endswith(f"{train['dir']}/weights/best.pt")
