@@ -51,7 +51,7 @@ def absolute_data_yaml(dataset: Path, workdir: Path) -> Path:
     return out
 
 
-def train(model: str, data_yaml: Path, options: TrainingOptions, args, project: Path, name: str):
+def train(model: str, data_yaml: Path, options: TrainingOptions, args, project: Path, name: str, val: bool = True):
     from ultralytics import YOLO
 
     from worker.ultralytics_ext.trainer import StagerunTrainer
@@ -80,6 +80,7 @@ def train(model: str, data_yaml: Path, options: TrainingOptions, args, project: 
         exist_ok=True,
         plots=False,
         verbose=False,
+        val=val,
     )
     return Path(yolo.trainer.best), time.perf_counter() - started, recorded
 
@@ -101,7 +102,7 @@ def starvation(args, workdir: Path, data_yaml: Path) -> dict:
     weights = args.weights
     if weights is None:
         warm = argparse.Namespace(**{**vars(args), "epochs": args.warm_epochs, "fraction": args.warm_fraction})
-        weights, seconds, _ = train(args.model, data_yaml, PLAIN, warm, workdir, "warm")
+        weights, seconds, _ = train(args.model, data_yaml, PLAIN, warm, workdir, "warm", val=False)
         print(f"warm-up: plain {args.model}, {args.warm_epochs} epoch(s) on {args.warm_fraction:.0%} of train, "
               f"{seconds:.0f}s on {args.device}")
     model = YOLO(str(weights)).model.float().eval()

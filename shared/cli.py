@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from shared.api_client import ApiError, download, fetch_job, submit
-from shared.progress import follow, per_class_table
+from shared.progress import follow, per_class_table, starvation_table
 from shared.settings import get_settings
 from shared.stack import Stack, api_command, python_module, worker_command
 
@@ -90,6 +90,10 @@ def _print_job(job: dict) -> None:
         if stage.get("error"):
             line += f"\n     error: {stage['error'].strip().splitlines()[-1]}"
         print(line)
+        starvation = (stage.get("info") or {}).get("starvation")
+        if starvation:
+            print("     boxes without a learning signal (starvation report):")
+            print("\n".join("     " + row for row in starvation_table(starvation).splitlines()))
     if job.get("error"):
         print(f"  error: {job['error'].strip().splitlines()[0]}")
 

@@ -9,6 +9,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 
 from shared.schemas.training import TrainingOptions
 from worker.reporting import StageReporter
+from worker.ultralytics_ext.starvation import StarvationCollector
 
 
 def _plain(value: object) -> float | int | str:
@@ -32,6 +33,16 @@ class StagerunTrainer(DetectionTrainer):
     @classmethod
     def for_stage(cls, options: TrainingOptions | None, reporter: StageReporter | None) -> type[StagerunTrainer]:
         return type(cls.__name__, (cls,), {"options": options, "reporter": reporter})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.options is not None and self.options.starvation_batches:
+            names = self.data["names"]
+            report = StarvationCollector(len(names), names, self.options.starvation_batches, self.record_starvation)
+            report.attach(self)
+
+    def record_starvation(self, report: dict) -> None:
+        self.record("starvation", report)
 
     def record(self, topic: str, value: object) -> None:
         """Store a fact about this run on the stage (``stage.info[topic]``), when running as a stage."""
