@@ -114,8 +114,6 @@ def starvation(args, workdir: Path, data_yaml: Path) -> dict:
     loader = build_dataloader(dataset, args.batch, workers=0, shuffle=False)
     criterion = v8DetectionLoss(model)
     plain = criterion.assigner
-    like_plain = {"topk": plain.topk, "num_classes": len(names), "alpha": plain.alpha, "beta": plain.beta,
-                  "stride": plain.stride}
     nc = len(names)
     totals = {name: torch.zeros(nc, 3, dtype=torch.long) for name in CONFIGS}
     positive = {name: torch.zeros(nc, 2) for name in CONFIGS}  # per class: positive anchors, sum of class targets
@@ -127,7 +125,7 @@ def starvation(args, workdir: Path, data_yaml: Path) -> dict:
         with torch.no_grad():
             preds = model(batch["img"])
         for name, options in CONFIGS.items():
-            criterion.assigner = plain if options is None else ThinAwareAssigner.from_options(options, **like_plain)
+            criterion.assigner = plain if options is None else ThinAwareAssigner.like(plain, options)
             captured: list = []
             handle = criterion.assigner.register_forward_hook(lambda _m, a, o, into=captured: into.append((a, o)))
             criterion(preds, batch)

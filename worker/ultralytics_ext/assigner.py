@@ -51,8 +51,20 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         self.floor_on = floor_on
 
     @classmethod
-    def from_options(cls, options: ThinAssigner, **assigner_kwargs) -> ThinAwareAssigner:
-        return cls(iou=options.iou, target_floor=options.target_floor, floor_on=options.floor_on, **assigner_kwargs)
+    def like(cls, assigner: TaskAlignedAssigner, options: ThinAssigner) -> ThinAwareAssigner:
+        """A thin-aware assigner with the top-k, alpha, beta, strides and eps of the one a loss built."""
+        return cls(
+            topk=assigner.topk,
+            topk2=assigner.topk2,
+            num_classes=assigner.num_classes,
+            alpha=assigner.alpha,
+            beta=assigner.beta,
+            stride=assigner.stride,
+            eps=assigner.eps,
+            iou=options.iou,
+            target_floor=options.target_floor,
+            floor_on=options.floor_on,
+        )
 
     def iou_calculation(self, gt_bboxes: torch.Tensor, pd_bboxes: torch.Tensor) -> torch.Tensor:
         if self.iou == "ciou":

@@ -56,11 +56,13 @@ def starvation_table(counts: torch.Tensor, names: dict[int, str] | list[str]) ->
 
 
 def _assigner_of(criterion: object) -> torch.nn.Module | None:
-    """The assigner the loss calls: ``v8DetectionLoss.assigner``, or the one-to-many branch of ``E2ELoss``."""
+    """The assigner module the loss calls: stagerun's loss keeps it as ``task_assigner``, Ultralytics'
+    ``v8DetectionLoss`` as ``assigner``, and ``E2ELoss`` in its one-to-many branch."""
     for owner in (criterion, getattr(criterion, "one2many", None)):
-        assigner = getattr(owner, "assigner", None)
-        if isinstance(assigner, torch.nn.Module):
-            return assigner
+        for attribute in ("task_assigner", "assigner"):
+            assigner = getattr(owner, attribute, None)
+            if isinstance(assigner, torch.nn.Module):
+                return assigner
     return None
 
 

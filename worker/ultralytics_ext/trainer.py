@@ -1,14 +1,21 @@
 """Our DetectionTrainer subclass. With no stagerun options it trains exactly as Ultralytics does;
-it only hands each results.csv row to callbacks as the epoch ends."""
+it only hands each results.csv row to callbacks as the epoch ends. Loss options install a
+``StagerunDetectionLoss`` on this trainer's model only; ``llrd`` splits the optimizer's groups by layer."""
 
 from __future__ import annotations
 
 import time
 
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import LOGGER
+from ultralytics.utils.torch_utils import unwrap_model
 
+from shared.class_weights import class_weights
 from shared.schemas.training import TrainingOptions
 from worker.reporting import StageReporter
+from worker.ultralytics_ext.assigner import ThinAwareAssigner
+from worker.ultralytics_ext.llrd import layer_index, layer_lr_factors, split_by_layer
+from worker.ultralytics_ext.loss import LossSettings, StagerunDetectionLoss
 from worker.ultralytics_ext.starvation import StarvationCollector
 
 
@@ -48,6 +55,110 @@ class StagerunTrainer(DetectionTrainer):
         """Store a fact about this run on the stage (``stage.info[topic]``), when running as a stage."""
         if self.reporter is not None:
             self.reporter.record(topic, value)
+
+    def loss_settings(self) -> LossSettings | None:
+        """What the stage asks of the loss, or None when it asks nothing (Ultralytics' own loss is kept)."""
+        options = self.options
+        if options is None or (
+            options.class_weights is None
+            and options.focal is None
+            and options.small_object_gain is None
+            and options.thin_assigner is None
+        ):
+            return None
+        weights = None
+        if options.class_weights is not None:
+            names = [self.data["names"][i] for i in range(self.data["nc"])]
+            counts = [int(count) for count in self.get_class_counts()]
+            weights = class_weights(options.class_weights, names, counts)
+        focal, small = options.focal, options.small_object_gain
+        return LossSettings(
+            class_weights=weights,
+            gamma=focal.gamma if focal else 0.0,
+            alpha=focal.alpha if focal else None,
+            small_gain=small.gain if small else 1.0,
+            small_threshold=small.threshold if small else 0.0,
+            small_measure=small.measure if small else "area",
+        )
+
+    def build_criterion(self, model, settings: LossSettings) -> StagerunDetectionLoss:
+        """The one place the stage's loss is built (subclasses pass their own assigner here). A ``thin_assigner``
+        replaces the loss's assigner with a ``ThinAwareAssigner`` of the same top-k, alpha, beta and strides."""
+        criterion = StagerunDetectionLoss(model, settings)
+        thin = self.options.thin_assigner
+        if thin is not None:
+            criterion.task_assigner = ThinAwareAssigner.like(criterion.task_assigner, thin)
+            self.record("thin_assigner", thin.model_dump())
+        return criterion
+
+    def set_class_weights(self) -> None:
+        """Ultralytics computes its ``cls_pw`` weights here, once the training labels are loaded and before
+        the EMA copy is made; the stage's loss is installed at the same point, on this model only.
+        Ultralytics strips ``criterion`` from every checkpoint, so the loss never reaches best.pt."""
+        super().set_class_weights()
+        settings = self.loss_settings()
+        if settings is None:
+            return
+        model = unwrap_model(self.model)
+        model = getattr(model, "student_model", model)  # distillation: the student builds the criterion
+        if getattr(model.model[-1], "one2one_cv2", None) is not None:
+            raise ValueError(
+                "class_weights, focal, small_object_gain and thin_assigner need a YOLOv8-style detection head; "
+                f"this model ({self.args.model}) has an end-to-end head (one-to-one branch)"
+            )
+        criterion = self.build_criterion(model, settings)
+        model.criterion = criterion
+        self._record_loss(criterion, settings)
+
+    def _record_loss(self, criterion: StagerunDetectionLoss, settings: LossSettings) -> None:
+        names = [self.data["names"][i] for i in range(self.data["nc"])]
+        used = criterion.used_class_weights()
+        if used is not None:
+            self.record("class_weights", {name: round(weight, 6) for name, weight in zip(names, used, strict=True)})
+            counts = [int(count) for count in self.get_class_counts()]
+            self.record("class_instances", dict(zip(names, counts, strict=True)))
+        if self.options.focal is not None:
+            self.record("focal", {"gamma": settings.gamma, "alpha": settings.alpha})
+        if self.options.small_object_gain is not None:
+            self.record(
+                "small_object_gain",
+                {"gain": settings.small_gain, "threshold": settings.small_threshold, "measure": settings.small_measure},
+            )
+
+    def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
+        """Ultralytics' optimizer; with ``llrd`` each of its groups is split by layer, layer i of n at
+        ``lr * llrd^(n-1-i)``. Ultralytics' scheduler and warmup scale each group's ``initial_lr``, which
+        the scheduler takes from these per-layer learning rates."""
+        optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
+        rate = self.options.llrd if self.options is not None else None
+        if rate is None:
+            return optimizer
+        network = unwrap_model(model)
+        layers = len(network.model)
+        layer_of = {id(param): layer_index(param_name) for param_name, param in network.named_parameters()}
+        layer_of = {key: value for key, value in layer_of.items() if value is not None}
+        factors = layer_lr_factors(layers, rate)
+        groups = split_by_layer(optimizer.param_groups, layer_of, factors)
+        optimizer.param_groups.clear()
+        for group in groups:
+            optimizer.add_param_group(group)
+        chose_itself = str(name).lower() == "auto"
+        base_lr = self.args.lr0 if chose_itself else lr  # 'auto' picks (and stores) its own lr0
+        info = {
+            "rate": rate,
+            "layers": layers,
+            "optimizer": self.args.optimizer,
+            "lr0": base_lr,
+            "lr_by_layer": [base_lr * factor for factor in factors],
+        }
+        if chose_itself:
+            info["warning"] = (
+                f"optimizer 'auto' chose {self.args.optimizer} with lr0={self.args.lr0} itself; "
+                "name an optimizer and lr0 to control the rates llrd decays"
+            )
+            LOGGER.warning(info["warning"])
+        self.record("llrd", info)
+        return optimizer
 
     def save_metrics(self, metrics: dict) -> None:
         super().save_metrics(metrics)

@@ -1,0 +1,140 @@
+"""StagerunDetectionLoss against Ultralytics' v8DetectionLoss on the same model, predictions and batch."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from ultralytics.cfg import get_cfg
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils.loss import v8DetectionLoss
+
+from worker.ultralytics_ext.loss import Assignment, LossSettings, StagerunDetectionLoss
+from worker.ultralytics_ext.loss_math import focal_bce
+
+NC = 3
+
+
+@pytest.fixture(scope="module")
+def model() -> DetectionModel:
+    torch.manual_seed(0)
+    built = DetectionModel("yolov8n.yaml", nc=NC, verbose=False)
+    built.args = get_cfg()
+    return built.train()
+
+
+@pytest.fixture(scope="module")
+def batch() -> dict:
+    """Two 128 px images: a 12 px bar (area 0.0088) and a square (0.16) in the first, a disc (0.09) in the second."""
+    return {
+        "img": torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(1)),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
+        "cls": torch.tensor([[2.0], [0.0], [1.0]]),
+        "bboxes": torch.tensor([[0.3, 0.5, 12 / 128, 12 / 128], [0.7, 0.4, 0.4, 0.4], [0.5, 0.5, 0.3, 0.3]]),
+    }
+
+
+@pytest.fixture(scope="module")
+def preds(model: DetectionModel, batch: dict) -> dict:
+    with torch.no_grad():
+        return model(batch["img"])
+
+
+def losses(criterion, preds: dict, batch: dict) -> torch.Tensor:
+    total, _ = criterion(copy.deepcopy(preds), batch)
+    return total / batch["img"].shape[0]  # box, cls, dfl, each already multiplied by its gain
+
+
+def test_neutral_settings_reproduce_ultralytics_loss(model, preds, batch) -> None:
+    plain = losses(v8DetectionLoss(model), preds, batch)
+    for settings in (LossSettings(), LossSettings(class_weights=[1.0] * NC, gamma=0.0, small_gain=1.0)):
+        torch.testing.assert_close(
+            losses(StagerunDetectionLoss(model, settings), preds, batch), plain, rtol=1e-6, atol=1e-7
+        )
+    assert plain.gt(0).all()
+
+
+def test_class_weights_match_ultralytics_own_class_weighting(model, preds, batch) -> None:
+    weights = [1.0, 4.0, 8.0]
+    ours = losses(StagerunDetectionLoss(model, LossSettings(class_weights=weights)), preds, batch)
+    reference_model = copy.deepcopy(model)
+    reference_model.class_weights = torch.tensor(weights)
+    torch.testing.assert_close(ours, losses(v8DetectionLoss(reference_model), preds, batch), rtol=1e-6, atol=1e-7)
+    plain = losses(v8DetectionLoss(model), preds, batch)
+    doubled = losses(StagerunDetectionLoss(model, LossSettings(class_weights=[2.0] * NC)), preds, batch)
+    torch.testing.assert_close(doubled, plain * torch.tensor([1.0, 2.0, 1.0]), rtol=1e-6, atol=1e-7)
+
+
+def test_class_weights_multiply_with_cls_pw_weights(model) -> None:
+    with_cls_pw = copy.deepcopy(model)
+    with_cls_pw.class_weights = torch.tensor([0.5, 1.0, 1.5])
+    criterion = StagerunDetectionLoss(with_cls_pw, LossSettings(class_weights=[4.0, 1.0, 2.0]))
+    assert criterion.used_class_weights() == pytest.approx([2.0, 1.0, 3.0])
+    with pytest.raises(ValueError, match="2 class weights for a model with 3 classes"):
+        StagerunDetectionLoss(model, LossSettings(class_weights=[1.0, 2.0]))
+
+
+def test_focal_term_keeps_ultralytics_reduction(model, preds, batch) -> None:
+    """cls loss = sum over anchors and classes of w_c * focal_bce / target-score sum * hyp.cls."""
+    seen: list[Assignment] = []
+    weights = torch.tensor([1.0, 4.0, 8.0])
+    criterion = StagerunDetectionLoss(model, LossSettings(class_weights=weights.tolist(), gamma=2.0, alpha=0.25))
+    criterion.add_assignment_observer(seen.append)
+    ours = losses(criterion, preds, batch)
+    (assignment,) = seen
+    scores = preds["scores"].permute(0, 2, 1)
+    elementwise = focal_bce(scores, assignment.target_scores, gamma=2.0, alpha=0.25) * weights
+    expected_cls = elementwise.sum() / assignment.target_scores.sum().clamp(min=1) * model.args.cls
+    torch.testing.assert_close(ours[1], expected_cls, rtol=1e-5, atol=1e-7)
+    plain = losses(v8DetectionLoss(model), preds, batch)
+    torch.testing.assert_close(ours[[0, 2]], plain[[0, 2]])  # box and DFL terms untouched
+    assert ours[1] < plain[1]  # the modulation only shrinks the term, here more than the weights raise it
+
+
+def test_small_object_gain_scales_box_and_dfl_of_small_boxes_only(model, preds, batch) -> None:
+    def with_gain(gain: float, threshold: float) -> torch.Tensor:
+        settings = LossSettings(small_gain=gain, small_threshold=threshold, small_measure="area")
+        return losses(StagerunDetectionLoss(model, settings), preds, batch)
+
+    plain = losses(v8DetectionLoss(model), preds, batch)
+    everything_small = with_gain(3.0, 1.1)
+    torch.testing.assert_close(everything_small, plain * torch.tensor([3.0, 1.0, 3.0]), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(with_gain(3.0, 1e-6), plain)  # no box is that small
+    # The bar (area 0.0088) and the disc (0.09) are under 0.1, the square (0.16) is not: the small boxes'
+    # share of the box/DFL loss grows linearly with the gain, the square's stays.
+    small_share = with_gain(2.0, 0.1) - plain
+    assert (small_share[[0, 2]] > 0.1 * plain[[0, 2]]).all() and small_share[1] == 0
+    assert (small_share[[0, 2]] < 0.9 * (everything_small - plain)[[0, 2]] / 2).all()
+    torch.testing.assert_close(with_gain(3.0, 0.1) - plain, 2 * small_share, rtol=1e-5, atol=1e-6)
+
+
+def test_assigner_hook_and_observer(model, preds, batch) -> None:
+    calls: list[int] = []
+
+    class CountingAssigner(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args, **kwargs):
+            calls.append(1)
+            return self.inner(*args, **kwargs)
+
+    class CustomLoss(StagerunDetectionLoss):
+        def make_assigner(self):
+            return CountingAssigner(super().make_assigner())
+
+    seen: list[Assignment] = []
+    criterion = CustomLoss(model, LossSettings())
+    criterion.add_assignment_observer(seen.append)
+    torch.testing.assert_close(losses(criterion, preds, batch), losses(v8DetectionLoss(model), preds, batch))
+    assert calls == [1] and len(seen) == 1
+    assignment = seen[0]
+    assert assignment.gt_bboxes.shape == (2, 2, 4) and assignment.mask_gt.sum() == 3
+    assert assignment.fg_mask.shape == assignment.target_scores.shape[:2] == assignment.target_gt_idx.shape
+    assert assignment.fg_mask.any()
+    explicit = StagerunDetectionLoss(model, LossSettings(), assigner=CountingAssigner(criterion.task_assigner.inner))
+    losses(explicit, preds, batch)
+    assert calls == [1, 1]
+    copy.deepcopy(criterion)  # Ultralytics deep-copies the model (EMA) with its criterion

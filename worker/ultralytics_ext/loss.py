@@ -1,0 +1,134 @@
+"""stagerun's detection loss: Ultralytics' ``v8DetectionLoss`` with per-class weights, focal modulation of
+the classification term and a small-object gain on the box/DFL terms.
+
+It overrides only the pieces Ultralytics' loss calls through attributes: ``bce`` (the unreduced
+classification loss), ``class_weights`` (multiplied into it), ``bbox_loss`` (box and DFL terms) and
+``assigner``. Everything else, the reduction included, is Ultralytics' own code, so with every option
+neutral the loss equals Ultralytics' to float tolerance.
+
+The criterion lives only on the training model (and its EMA copy); Ultralytics strips ``criterion`` from
+every checkpoint it writes, so no instance of these classes reaches best.pt or last.pt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+from ultralytics.utils.loss import BboxLoss, v8DetectionLoss
+
+from worker.ultralytics_ext.loss_math import focal_bce, small_box_mask, small_object_weights
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """What the loss does beyond Ultralytics'. ``class_weights`` has one weight per class (None: all 1)."""
+
+    class_weights: Sequence[float] | None = None
+    gamma: float = 0.0
+    alpha: float | None = None
+    small_gain: float = 1.0
+    small_threshold: float = 0.0
+    small_measure: str = "area"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One batch's task-aligned assignment, as the loss used it (pixel coordinates, detached).
+
+    ``gt_*`` are per image and padded (``mask_gt`` marks real boxes); ``target_*``, ``fg_mask`` and
+    ``target_gt_idx`` are per anchor; ``target_gt_idx`` indexes the image's ``gt_*`` rows."""
+
+    anchor_points: torch.Tensor  # (anchors, 2)
+    gt_labels: torch.Tensor  # (batch, max_boxes, 1)
+    gt_bboxes: torch.Tensor  # (batch, max_boxes, 4) xyxy
+    mask_gt: torch.Tensor  # (batch, max_boxes, 1)
+    target_labels: torch.Tensor  # (batch, anchors)
+    target_bboxes: torch.Tensor  # (batch, anchors, 4) xyxy
+    target_scores: torch.Tensor  # (batch, anchors, classes)
+    fg_mask: torch.Tensor  # (batch, anchors) bool
+    target_gt_idx: torch.Tensor  # (batch, anchors)
+
+
+class SmallObjectBboxLoss(BboxLoss):
+    """Ultralytics' box/DFL loss with anchors assigned to small ground-truth boxes weighted ``gain`` times."""
+
+    def __init__(self, reg_max: int, gain: float, threshold: float, measure: str):
+        super().__init__(reg_max)
+        self.gain, self.threshold, self.measure = gain, threshold, measure
+
+    def forward(
+        self,
+        pred_dist,
+        pred_bboxes,
+        anchor_points,
+        target_bboxes,
+        target_scores,
+        target_scores_sum,
+        fg_mask,
+        imgsz,
+        stride,
+    ):
+        small = small_box_mask(target_bboxes * stride, imgsz, self.threshold, self.measure)
+        weighted = small_object_weights(target_scores, small, self.gain)
+        return super().forward(
+            pred_dist, pred_bboxes, anchor_points, target_bboxes, weighted, target_scores_sum, fg_mask, imgsz, stride
+        )
+
+
+class StagerunDetectionLoss(v8DetectionLoss):
+    """Weighted focal classification, small-object box gain, and a pluggable assigner.
+
+    Hooks for assigner work (thin objects): override ``make_assigner`` or pass ``assigner=`` (any module
+    with ``TaskAlignedAssigner``'s call signature and outputs); register ``add_assignment_observer(fn)`` to
+    receive each batch's ``Assignment`` (nothing is kept when no observer is registered)."""
+
+    def __init__(self, model: nn.Module, settings: LossSettings, assigner: nn.Module | None = None, **kwargs):
+        super().__init__(model, **kwargs)
+        self.settings = settings
+        self.bce = partial(focal_bce, gamma=settings.gamma, alpha=settings.alpha)
+        if settings.class_weights is not None:
+            weights = torch.tensor(list(settings.class_weights), dtype=torch.float32, device=self.device)
+            if weights.numel() != self.nc:
+                raise ValueError(f"{weights.numel()} class weights for a model with {self.nc} classes")
+            inherited = self.class_weights  # Ultralytics' cls_pw weights, when set: both apply
+            self.class_weights = weights.view(1, 1, -1) * (inherited if inherited is not None else 1.0)
+        if settings.small_gain != 1.0:
+            self.bbox_loss = SmallObjectBboxLoss(
+                self.reg_max, settings.small_gain, settings.small_threshold, settings.small_measure
+            ).to(self.device)
+        self.task_assigner = assigner if assigner is not None else self.make_assigner()
+        self.assigner = self._assign  # Ultralytics' loss calls self.assigner(...)
+        self.assignment_observers: list[Callable[[Assignment], None]] = []
+
+    def make_assigner(self) -> nn.Module:
+        """The assigner this loss uses: Ultralytics' TaskAlignedAssigner as its loss built it."""
+        return self.assigner
+
+    def add_assignment_observer(self, observer: Callable[[Assignment], None]) -> None:
+        self.assignment_observers.append(observer)
+
+    def used_class_weights(self) -> list[float] | None:
+        """The per-class weights multiplied into the classification term (ours times cls_pw's), if any."""
+        return None if self.class_weights is None else [float(w) for w in self.class_weights.flatten()]
+
+    def _assign(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
+        result = self.task_assigner(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra)
+        if self.assignment_observers:
+            target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = result
+            assignment = Assignment(
+                anchor_points=anc_points.detach(),
+                gt_labels=gt_labels.detach(),
+                gt_bboxes=gt_bboxes.detach(),
+                mask_gt=mask_gt.detach(),
+                target_labels=target_labels.detach(),
+                target_bboxes=target_bboxes.detach(),
+                target_scores=target_scores.detach(),
+                fg_mask=fg_mask.detach(),
+                target_gt_idx=target_gt_idx.detach(),
+            )
+            for observer in self.assignment_observers:
+                observer(assignment)
+        return result
