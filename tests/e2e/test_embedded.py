@@ -101,7 +101,7 @@ def test_cli_submit_watch_status_download(stack, tmp_path):
         info = client.get(f"/v1/jobs/{job_id}").json()["stages"][0]["info"]
     assert info["thin_assigner"] == {"iou": "iou", "target_floor": 0.1, "floor_on": "starved"}
     measured = info["starvation"]["first_epoch"]
-    assert measured["epoch"] == 1 and measured["batches"] == 1 and measured["classes"]  # batch 2 of 2
+    assert measured["epoch"] == 1 and measured["batches"] == 2 and measured["classes"]  # the loss is built before batch 1
     assert "starvation report" in status.stdout
     for name, shares in measured["classes"].items():
         assert any(line.split()[:2] == [name, str(shares["boxes"])] for line in status.stdout.splitlines())
