@@ -170,3 +170,19 @@ def test_freeze_keeps_layers_and_llrd_decays_lr_per_layer(data_yaml, tmp_path) -
     llrd = ours.reporter.info["llrd"]
     assert llrd["rate"] == 0.5 and llrd["layers"] == layers and llrd["lr0"] == 0.01 and "warning" not in llrd
     assert llrd["lr_by_layer"][-1] == 0.01 and llrd["lr_by_layer"][0] == pytest.approx(0.01 * 0.5 ** (layers - 1))
+
+
+def test_llrd_with_optimizer_auto_is_recorded_with_a_warning(data_yaml, tmp_path) -> None:
+    from ultralytics.nn.tasks import DetectionModel
+
+    trainer_class = StagerunTrainer.for_stage(TrainingOptions(thin_boxes=None, llrd=0.8), Recorded())
+    trainer = trainer_class(overrides={"model": "yolov8n.yaml", "data": str(data_yaml), "project": str(tmp_path)})
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+    optimizer = trainer.build_optimizer(model, name="auto", lr=0.01, iterations=100)
+    llrd = trainer.reporter.info["llrd"]
+    assert llrd["optimizer"] == "AdamW" and llrd["lr0"] == trainer.args.lr0 != 0.01
+    assert "optimizer 'auto' chose AdamW" in llrd["warning"]
+    assert max(g["lr"] for g in optimizer.param_groups) == pytest.approx(trainer.args.lr0)
+    assert min(g["lr"] for g in optimizer.param_groups) == pytest.approx(
+        trainer.args.lr0 * 0.8 ** (len(model.model) - 1)
+    )
