@@ -5,8 +5,8 @@ Two measurements, each over every configuration in one run:
 ``starvation``: run the assigner as the loss runs it (the loss called on the model's predictions, its assigner
 swapped per configuration) on ``--tiles`` training tiles, without augmentation, with one model: ``--weights``,
 or a plain model trained here for ``--warm-epochs`` on ``--warm-fraction`` of the training set. Prints, per class,
-the share of boxes with no positive anchor, the share with a ~0 best target, and the mean class target of positive
-anchors (what a floor changes on ordinary classes).
+the share of boxes with no positive anchor, the share with a ~0 best target (< 1e-3), the share whose best target is
+under 0.1, and the mean class target of positive anchors (what a floor changes on ordinary classes).
 
 ``train``: train ``yolov8n.yaml`` per configuration with the same seed through stagerun's trainer, then validate
 best.pt on ``val`` and ``test``; prints per-class mAP50 and mAP50-95, the run's wall time and the starvation report
@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.schemas.training import ThinAssigner, TrainingOptions  # noqa: E402
 
+WEAK_TARGET = 0.1  # a best class target below this still trains a score near 0 (the floor's default)
 PLAIN = TrainingOptions(thin_boxes=None, starvation_batches=0)  # Ultralytics as it is
 CONFIGS: dict[str, ThinAssigner | None] = {  # each with stagerun's default thin-box keeping through augmentation
     "plain": None,
@@ -117,6 +118,7 @@ def starvation(args, workdir: Path, data_yaml: Path) -> dict:
     nc = len(names)
     totals = {name: torch.zeros(nc, 3, dtype=torch.long) for name in CONFIGS}
     positive = {name: torch.zeros(nc, 2) for name in CONFIGS}  # per class: positive anchors, sum of class targets
+    weak = {name: torch.zeros(nc) for name in CONFIGS}  # per class: boxes whose best target is below WEAK_TARGET
     seen = 0
     for batch in loader:
         if seen >= args.tiles:
@@ -133,6 +135,8 @@ def starvation(args, workdir: Path, data_yaml: Path) -> dict:
             (_, _, _, gt_labels, gt_bboxes, mask_gt), (target_labels, _, target_scores, fg_mask, target_gt_idx) = captured[0]
             anchors, best = box_assignment(fg_mask, target_gt_idx, target_scores, gt_bboxes.shape[1])
             totals[name] += class_counts(gt_labels, mask_gt, anchors, best, nc)
+            valid = mask_gt.squeeze(-1).bool()
+            weak[name].index_add_(0, gt_labels.squeeze(-1)[valid].long(), (best[valid] < WEAK_TARGET).float())
             labels = target_labels[fg_mask].long()
             positive[name][:, 0].index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
             positive[name][:, 1].index_add_(0, labels, target_scores[fg_mask].amax(-1).float())
@@ -144,15 +148,16 @@ def starvation(args, workdir: Path, data_yaml: Path) -> dict:
             if class_name in table:
                 count, target_sum = positive[name][class_id].tolist()
                 table[class_name]["mean_positive_target"] = round(target_sum / count, 4) if count else 0.0
+                table[class_name]["weak"] = round(weak[name][class_id].item() / table[class_name]["boxes"], 4)
         report[name] = table
     print(f"\nstarvation on {seen} training tiles (no augmentation), weights {weights}")
-    header = f"{'class':<16}{'boxes':>6}" + "".join(f"{name:>22}" for name in CONFIGS)
-    print(header + "\n" + " " * 22 + "".join(f"{'unanch/starv/meanT':>22}" for _ in CONFIGS))
+    header = f"{'class':<16}{'boxes':>6}" + "".join(f"{name:>28}" for name in CONFIGS)
+    print(header + "\n" + " " * 22 + "".join(f"{'unanch/starv/weak/meanT':>28}" for _ in CONFIGS))
     for class_name in report["plain"]:
         row = f"{class_name[:15]:<16}{report['plain'][class_name]['boxes']:>6}"
         for name in CONFIGS:
             cell = report[name][class_name]
-            row += f"{cell['unanchored']:>8.2f}{cell['starved']:>6.2f}{cell['mean_positive_target']:>8.3f}"
+            row += f"{cell['unanchored']:>8.2f}{cell['starved']:>6.2f}{cell['weak']:>6.2f}{cell['mean_positive_target']:>8.3f}"
         print(row)
     return {"tiles": seen, "weights": str(weights), "device": args.device, "configs": report}
 
