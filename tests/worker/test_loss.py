@@ -133,7 +133,8 @@ def test_assigner_hook_and_observer(model, preds, batch) -> None:
     assignment = seen[0]
     assert assignment.gt_bboxes.shape == (2, 2, 4) and assignment.mask_gt.sum() == 3
     assert assignment.fg_mask.shape == assignment.target_scores.shape[:2] == assignment.target_gt_idx.shape
-    assert assignment.fg_mask.any()
+    assert assignment.fg_mask.any() and assignment.pred_scores.shape == assignment.target_scores.shape
+    assert StagerunDetectionLoss.make_assigner(criterion) is criterion.default_assigner is criterion.task_assigner.inner
     explicit = StagerunDetectionLoss(model, LossSettings(), assigner=CountingAssigner(criterion.task_assigner.inner))
     losses(explicit, preds, batch)
     assert calls == [1, 1]

@@ -186,3 +186,9 @@ def test_llrd_with_optimizer_auto_is_recorded_with_a_warning(data_yaml, tmp_path
     assert min(g["lr"] for g in optimizer.param_groups) == pytest.approx(
         trainer.args.lr0 * 0.8 ** (len(model.model) - 1)
     )
+
+
+def test_loss_options_refuse_an_end_to_end_head_before_training(data_yaml, tmp_path) -> None:
+    options = TrainingOptions(thin_boxes=None, focal={"gamma": 2.0})
+    with pytest.raises(ValueError, match="end-to-end head"):
+        train(data_yaml, tmp_path, "e2e", StagerunTrainer.for_stage(options, Recorded()), model="yolo26n.yaml")

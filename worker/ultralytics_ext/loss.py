@@ -42,6 +42,8 @@ class Assignment:
     ``target_gt_idx`` are per anchor; ``target_gt_idx`` indexes the image's ``gt_*`` rows."""
 
     anchor_points: torch.Tensor  # (anchors, 2)
+    pred_scores: torch.Tensor  # (batch, anchors, classes) sigmoid scores the assigner saw
+    pred_bboxes: torch.Tensor  # (batch, anchors, 4) xyxy predicted boxes the assigner saw
     gt_labels: torch.Tensor  # (batch, max_boxes, 1)
     gt_bboxes: torch.Tensor  # (batch, max_boxes, 4) xyxy
     mask_gt: torch.Tensor  # (batch, max_boxes, 1)
@@ -87,6 +89,7 @@ class StagerunDetectionLoss(v8DetectionLoss):
 
     def __init__(self, model: nn.Module, settings: LossSettings, assigner: nn.Module | None = None, **kwargs):
         super().__init__(model, **kwargs)
+        self.default_assigner = self.assigner  # the TaskAlignedAssigner Ultralytics' loss built
         self.settings = settings
         self.bce = partial(focal_bce, gamma=settings.gamma, alpha=settings.alpha)
         if settings.class_weights is not None:
@@ -105,7 +108,7 @@ class StagerunDetectionLoss(v8DetectionLoss):
 
     def make_assigner(self) -> nn.Module:
         """The assigner this loss uses: Ultralytics' TaskAlignedAssigner as its loss built it."""
-        return self.assigner
+        return self.default_assigner
 
     def add_assignment_observer(self, observer: Callable[[Assignment], None]) -> None:
         self.assignment_observers.append(observer)
@@ -120,6 +123,8 @@ class StagerunDetectionLoss(v8DetectionLoss):
             target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = result
             assignment = Assignment(
                 anchor_points=anc_points.detach(),
+                pred_scores=pd_scores.detach(),
+                pred_bboxes=pd_bboxes.detach(),
                 gt_labels=gt_labels.detach(),
                 gt_bboxes=gt_bboxes.detach(),
                 mask_gt=mask_gt.detach(),

@@ -68,9 +68,7 @@ class StagerunTrainer(DetectionTrainer):
             return None
         weights = None
         if options.class_weights is not None:
-            names = [self.data["names"][i] for i in range(self.data["nc"])]
-            counts = [int(count) for count in self.get_class_counts()]
-            weights = class_weights(options.class_weights, names, counts)
+            weights = class_weights(options.class_weights, self.class_names(), self.class_instances())
         focal, small = options.focal, options.small_object_gain
         return LossSettings(
             class_weights=weights,
@@ -80,6 +78,13 @@ class StagerunTrainer(DetectionTrainer):
             small_threshold=small.threshold if small else 0.0,
             small_measure=small.measure if small else "area",
         )
+
+    def class_names(self) -> list[str]:
+        return [self.data["names"][i] for i in range(self.data["nc"])]
+
+    def class_instances(self) -> list[int]:
+        """Instances per class in the training labels (what Ultralytics' cls_pw counts too)."""
+        return [int(count) for count in self.get_class_counts()]
 
     def build_criterion(self, model, settings: LossSettings) -> StagerunDetectionLoss:
         """The one place the stage's loss is built (subclasses pass their own assigner here). A ``thin_assigner``
@@ -111,12 +116,11 @@ class StagerunTrainer(DetectionTrainer):
         self._record_loss(criterion, settings)
 
     def _record_loss(self, criterion: StagerunDetectionLoss, settings: LossSettings) -> None:
-        names = [self.data["names"][i] for i in range(self.data["nc"])]
+        names = self.class_names()
         used = criterion.used_class_weights()
         if used is not None:
             self.record("class_weights", {name: round(weight, 6) for name, weight in zip(names, used, strict=True)})
-            counts = [int(count) for count in self.get_class_counts()]
-            self.record("class_instances", dict(zip(names, counts, strict=True)))
+            self.record("class_instances", dict(zip(names, self.class_instances(), strict=True)))
         if self.options.focal is not None:
             self.record("focal", {"gamma": settings.gamma, "alpha": settings.alpha})
         if self.options.small_object_gain is not None:
@@ -134,6 +138,7 @@ class StagerunTrainer(DetectionTrainer):
         if rate is None:
             return optimizer
         network = unwrap_model(model)
+        network = getattr(network, "student_model", network)  # distillation: the student's layers
         layers = len(network.model)
         layer_of = {id(param): layer_index(param_name) for param_name, param in network.named_parameters()}
         layer_of = {key: value for key, value in layer_of.items() if value is not None}
