@@ -91,6 +91,8 @@ def starvation_table(report: dict) -> str:
     """A plain-text table of a train stage's starvation report (``info["starvation"]``): per class, the share of
     ground-truth boxes with no positive anchor and with a ~0 class target, at the first and the last epoch."""
     phases = [phase for phase in ("first_epoch", "last_epoch") if phase in report]
+    if len(phases) == 2 and report["first_epoch"]["epoch"] == report["last_epoch"]["epoch"]:
+        phases = ["first_epoch"]  # a one-epoch run: the same measurement twice
     header = f"{'class':<16}{'boxes':>7}"
     for phase in phases:
         header += f"{'epoch ' + str(report[phase]['epoch']) + ' unanchored':>22}{'starved':>9}"

@@ -30,3 +30,8 @@ def test_status_prints_the_table_only_when_a_stage_has_a_report(capsys):
     _print_job({**job, "stages": [{**stage, "info": {"starvation": REPORT}}]})
     out = capsys.readouterr().out
     assert "starvation report" in out and "     stem" in out and "100.0%" in out
+
+
+def test_a_one_epoch_run_shows_its_measurement_once():
+    header = starvation_table({**REPORT, "last_epoch": REPORT["first_epoch"]}).splitlines()[0]
+    assert header.count("unanchored") == 1
