@@ -1,17 +1,28 @@
-"""Request dependencies as small aliases, so route signatures read like prose."""
+"""Request dependencies as small aliases, so route signatures read like prose.
+
+Who a request acts as: the bearer token, checked against the database and remembered briefly.
+Every ``/v1`` router depends on ``current_principal``; the token check costs a database read only
+once per token per ``auth_cache_ttl_s`` (the most polled route stays one read per poll). A token
+revoked from another process stops working within that TTL; a revoked or unknown token is never
+remembered as valid. ``last_used_at`` is written at most once per TTL per token and process."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated
 
 import anyio
 from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.job_cache import JobDocumentCache
+from shared.auth import Principal, find_token, principal_of
 from shared.db import new_session
+from shared.errors import Unauthorized
+from shared.models import utcnow
 from shared.settings import Settings, get_settings
 
 
@@ -39,3 +50,62 @@ def get_session() -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An API token (`stagerun token create --name NAME`); the embedded default writes one to "
+    "<home>/api-token on first start.",
+)
+
+
+class PrincipalCache:
+    def __init__(self, ttl_s: float):
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[token] = (time.monotonic() + self.ttl_s, principal)
+
+
+@lru_cache
+def principal_cache() -> PrincipalCache:
+    return PrincipalCache(get_settings().auth_cache_ttl_s)
+
+
+def _look_up(token: str) -> Principal | None:
+    with new_session() as session:
+        found = find_token(session, token)
+        if found is None:
+            return None
+        found.last_used_at = utcnow()
+        session.commit()
+        return principal_of(found)
+
+
+async def current_principal(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'", field="Authorization")
+    token = credentials.credentials.strip()
+    principal = principal_cache().get(token)
+    if principal is None:
+        principal = await anyio.to_thread.run_sync(_look_up, token, limiter=database_limiter())
+        if principal is None:
+            raise Unauthorized("invalid or revoked token", field="Authorization")
+        principal_cache().put(token, principal)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import StagerunError
+from shared.schemas import STAGE_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +22,14 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 def _field_of(location: tuple) -> str:
     """``('body', 'stages', 0, 'train', 'epochs')`` -> ``stages.0.epochs`` (the union tag is noise)."""
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
-    cleaned = [p for i, p in enumerate(parts) if not (i > 0 and parts[i - 1].isdigit() and p in ("train", "evaluate"))]
+    cleaned = [p for i, p in enumerate(parts) if not (i > 0 and parts[i - 1].isdigit() and p in STAGE_TYPES)]
     return ".".join(cleaned)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StagerunError)
     async def _domain(_request: Request, exc: StagerunError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=exc.to_dict())
+        return JSONResponse(status_code=exc.status_code, content=exc.to_dict(), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -49,7 +50,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status_code, "http_error"
+        )
         return JSONResponse(status_code=exc.status_code, content=error_body(code, str(exc.detail)), headers=exc.headers)
 
     @app.exception_handler(Exception)

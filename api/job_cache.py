@@ -4,7 +4,10 @@ Fifty clients polling one job would otherwise each cost a database read. Concurr
 job share one database read (single flight), and a finished read is reused for a TTL (a quarter
 second by default), so polls still see every epoch and state change within the TTL. Writes made
 through this API process (cancel) drop the entry at once, so a client reads its own writes. The TTL
-comes from settings (``STAGERUN_API_JOB_CACHE_TTL_S``); 0 turns the reuse off, not the sharing."""
+comes from settings (``STAGERUN_API_JOB_CACHE_TTL_S``); 0 turns the reuse off, not the sharing.
+
+Entries are keyed by job and by the reader's scope (``Principal.cache_scope``): a document read for
+one owner is never handed to another, and a refused read (404) is never stored."""
 
 from __future__ import annotations
 
@@ -22,26 +25,28 @@ class JobDocumentCache:
     def __init__(self, ttl_s: float, max_entries: int = MAX_ENTRIES):
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._in_flight: dict[str, asyncio.Future[bytes]] = {}
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._in_flight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
 
-    async def get(self, job_id: str, load: Callable[[str], Awaitable[bytes]]) -> bytes:
-        entry = self._entries.get(job_id)
+    async def get(self, job_id: str, scope: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The document of ``job_id`` as ``load()`` reads it for readers of ``scope``."""
+        key = (job_id, scope)
+        entry = self._entries.get(key)
         if entry is not None and entry[0] >= time.monotonic():
             return entry[1]
-        in_flight = self._in_flight.get(job_id)
+        in_flight = self._in_flight.get(key)
         if in_flight is not None:
             try:
                 return await asyncio.shield(in_flight)
             except asyncio.CancelledError:
                 if not in_flight.cancelled() or asyncio.current_task().cancelling():
                     raise
-                return await self.get(job_id, load)  # the request that was reading went away: read again
+                return await self.get(job_id, scope, load)  # the request that was reading went away: read again
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, never "unhandled"
-        self._in_flight[job_id] = future
+        self._in_flight[key] = future
         try:
-            document = await load(job_id)
+            document = await load()
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -49,14 +54,16 @@ class JobDocumentCache:
             future.set_exception(exc)
             raise
         finally:
-            del self._in_flight[job_id]
+            del self._in_flight[key]
         future.set_result(document)
         if self.ttl_s > 0:
-            self._entries[job_id] = (time.monotonic() + self.ttl_s, document)
-            self._entries.move_to_end(job_id)
+            self._entries[key] = (time.monotonic() + self.ttl_s, document)
+            self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         return document
 
     def drop(self, job_id: str) -> None:
-        self._entries.pop(job_id, None)
+        """Forget the job for every scope (after a write through this process)."""
+        for key in [k for k in self._entries if k[0] == job_id]:
+            del self._entries[key]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import artifacts, health, jobs
+from api.limits import BodySizeLimit
+from api.routes import artifacts, datasets, hard_examples, health, jobs
 
 
 def create_app() -> FastAPI:
@@ -15,9 +16,12 @@ def create_app() -> FastAPI:
         description="Staged object-detector training as a service: submit a pipeline, follow it, fetch its weights.",
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(artifacts.router)
+    app.include_router(datasets.router)
+    app.include_router(hard_examples.router)
     return app
 
 

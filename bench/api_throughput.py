@@ -26,12 +26,12 @@ from common import dataset, free_port, new_home, percentile, start_stack, wait_j
 BENCH_DIR = Path(__file__).resolve().parent
 
 
-async def load(url: str, clients: int, seconds: float) -> tuple[float, list[float], int]:
+async def load(url: str, clients: int, seconds: float, headers: dict) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
 
         async def one_client() -> None:
             nonlocal errors
@@ -47,9 +47,11 @@ async def load(url: str, clients: int, seconds: float) -> tuple[float, list[floa
     return len(latencies) / elapsed, latencies, errors
 
 
-def wrk_load(url: str, clients: int, seconds: float) -> tuple[float, dict[str, float], int]:
+def wrk_load(url: str, clients: int, seconds: float, headers: dict) -> tuple[float, dict[str, float], int]:
     """(requests/s, latency percentiles in ms, non-2xx count) from wrk with --latency."""
     command = ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--latency", url]
+    for name, value in headers.items():
+        command[1:1] = ["-H", f"{name}: {value}"]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     percentiles = {}
@@ -59,13 +61,14 @@ def wrk_load(url: str, clients: int, seconds: float) -> tuple[float, dict[str, f
     return rate, percentiles, int(errors.group(1)) if errors else 0
 
 
-def measure(url: str, clients: int, seconds: float) -> tuple[float, dict[str, float], int]:
+def measure(url: str, clients: int, seconds: float, headers: dict) -> tuple[float, dict[str, float], int]:
+    """Every server gets the same Authorization header (the bare app ignores it)."""
     if shutil.which("wrk"):
-        wrk_load(url, clients, 2)  # warm-up
-        return wrk_load(url, clients, seconds)
+        wrk_load(url, clients, 2, headers)  # warm-up
+        return wrk_load(url, clients, seconds, headers)
     print("wrk not found (apt-get install wrk): using the slower httpx client", flush=True)
-    asyncio.run(load(url, clients, 2))
-    rate, latencies, errors = asyncio.run(load(url, clients, seconds))
+    asyncio.run(load(url, clients, 2, headers))
+    rate, latencies, errors = asyncio.run(load(url, clients, seconds, headers))
     return rate, {"50": percentile(latencies, 0.5) * 1000, "99": percentile(latencies, 0.99) * 1000}, errors
 
 
@@ -74,10 +77,10 @@ def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, env={**os.environ, **env}, cwd=BENCH_DIR)
 
 
-def wait_up(url: str) -> None:
+def wait_up(url: str, headers: dict) -> None:
     for _ in range(200):
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1, headers=headers).status_code == 200:
                 return
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -99,24 +102,28 @@ def main() -> None:
             "dataset": "bench",
             "stages": [{"type": "train", "epochs": 1, "imgsz": 64}, {"type": "evaluate", "imgsz": 64}],
         }
-        with httpx.Client(base_url=stack.url, timeout=30) as client:
+        with stack.client() as client:
             job = wait_job(client, client.post("/v1/jobs", json=pipeline).json()["id"], poll_s=0.5)
         stack.stop()  # nothing else may use the CPU; our API is served again below like the bare app
         ports = {"bare": free_port(), "uncached": free_port(), "cached": free_port()}
         servers.append(serve("api.main:app", ports["uncached"], {**stack.env, "STAGERUN_API_JOB_CACHE_TTL_S": "0"}))
         servers.append(serve("api.main:app", ports["cached"], stack.env))
         for name in ("uncached", "cached"):
-            wait_up(f"http://127.0.0.1:{ports[name]}/v1/jobs/{job['id']}")
-        document = httpx.get(f"http://127.0.0.1:{ports['cached']}/v1/jobs/{job['id']}").json()
+            wait_up(f"http://127.0.0.1:{ports[name]}/v1/jobs/{job['id']}", stack.auth_headers())
+        document = httpx.get(
+            f"http://127.0.0.1:{ports['cached']}/v1/jobs/{job['id']}", headers=stack.auth_headers()
+        ).json()
         servers.append(serve("bare_app:app", ports["bare"], {"BARE_DOCUMENT": json.dumps(document)}))
-        wait_up(f"http://127.0.0.1:{ports['bare']}/v1/jobs/x")
+        wait_up(f"http://127.0.0.1:{ports['bare']}/v1/jobs/x", stack.auth_headers())
         results = {}
         for name, port in (
             ("bare FastAPI endpoint", ports["bare"]),
             ("stagerun, cache off", ports["uncached"]),
             ("stagerun, 0.25 s cache", ports["cached"]),
         ):
-            results[name] = measure(f"http://127.0.0.1:{port}/v1/jobs/{job['id']}", args.clients, args.seconds)
+            results[name] = measure(
+                f"http://127.0.0.1:{port}/v1/jobs/{job['id']}", args.clients, args.seconds, stack.auth_headers()
+            )
     finally:
         for process in servers:
             process.terminate()

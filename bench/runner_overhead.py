@@ -14,7 +14,6 @@ import sys
 import time
 from datetime import UTC, datetime
 
-import httpx
 from common import dataset, new_home, start_stack, wait_job
 
 PLAIN = """
@@ -41,7 +40,7 @@ def main() -> None:
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(home / "yolo")}
     plain_times, runner_times = [], []
     try:
-        with httpx.Client(base_url=stack.url, timeout=30) as client:
+        with stack.client() as client:
             for repeat in range(args.repeats):
                 start = time.perf_counter()
                 subprocess.run(

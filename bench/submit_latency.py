@@ -14,7 +14,6 @@ import time
 import uuid
 from datetime import datetime
 
-import httpx
 import psycopg
 from common import dataset, describe, new_home, start_stack, wait_job
 
@@ -23,7 +22,7 @@ PIPELINE = {"dataset": "bench", "stages": [{"type": "train", "epochs": 50, "imgs
 
 def measure(stack, jobs: int) -> tuple[list[float], list[float]]:
     server, client_side = [], []
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
+    with stack.client() as client:
         for _ in range(jobs):
             sent = time.perf_counter()
             job = client.post("/v1/jobs", json=PIPELINE).json()

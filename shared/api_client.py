@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.auth import read_token_file
 from shared.settings import get_settings
 
 
@@ -13,8 +14,15 @@ class ApiError(Exception):
     pass
 
 
+def auth_headers() -> dict[str, str]:
+    """``STAGERUN_TOKEN`` if set, else the local token that ``stagerun up`` wrote into the home."""
+    settings = get_settings()
+    token = settings.token or read_token_file(settings.token_file)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _client() -> httpx.Client:
-    return httpx.Client(base_url=get_settings().api_url, timeout=30)
+    return httpx.Client(base_url=get_settings().api_url, timeout=30, headers=auth_headers())
 
 
 def _check(response: httpx.Response) -> httpx.Response:

@@ -13,6 +13,15 @@ from pathlib import Path
 import httpx
 
 from shared.api_client import ApiError, download, fetch_job, submit
+from shared.local_commands import (
+    cmd_dataset_check,
+    cmd_token_create,
+    cmd_token_list,
+    cmd_token_local,
+    cmd_token_revoke,
+    ensure_local_token,
+    print_local_token,
+)
 from shared.progress import follow, per_class_table, starvation_table
 from shared.settings import get_settings
 from shared.stack import Stack, api_command, python_module, worker_command
@@ -33,6 +42,8 @@ def cmd_db_upgrade(_args) -> int:
 
 def cmd_api(args) -> int:
     settings = get_settings()
+    if settings.is_embedded:
+        print_local_token(*ensure_local_token())
     os.execv(sys.executable, api_command(args.host or settings.api_host, args.port or settings.api_port))
     return 0
 
@@ -53,6 +64,7 @@ def cmd_up(_args) -> int:
     settings.ensure_dirs()
     stack = Stack()
     stack.start()
+    print_local_token(stack.token, stack.token_created)
     print(f"stagerun up: API {settings.api_url} (docs {settings.api_url}/docs), one worker on queue {settings.queue}")
     print(f"database {settings.database_url}\nbroker   {settings.broker_url}\nhome     {settings.home}")
     try:
@@ -162,6 +174,7 @@ def cmd_demo(args) -> int:
         print(f"synthetic dataset: {dataset}")
     stack = Stack(log_dir=settings.home / "logs")
     stack.start()
+    print_local_token(stack.token, stack.token_created)
     try:
         stack.wait_ready()
         print(f"API {settings.api_url} and one worker are up (logs in {settings.home / 'logs'})")
@@ -202,6 +215,27 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply Alembic migrations up to head").set_defaults(func=cmd_db_upgrade)
+    token = sub.add_parser("token", help="API tokens (run where the database is reachable)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it (once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--owner", help="whose jobs and datasets it sees (default: the name)")
+    create.add_argument("--admin", action="store_true", help="sees and controls every owner's jobs")
+    create.set_defaults(func=cmd_token_create)
+    token_sub.add_parser("list", help="list tokens (never their text)").set_defaults(func=cmd_token_list)
+    revoke = token_sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("token_id", type=int)
+    revoke.set_defaults(func=cmd_token_revoke)
+    token_sub.add_parser("local", help="print this home's local admin token, creating it if needed").set_defaults(
+        func=cmd_token_local
+    )
+    dataset = sub.add_parser("dataset", help="datasets")
+    dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True)
+    check = dataset_sub.add_parser("check", help="validate and profile a dataset folder here (no API)")
+    check.add_argument("folder")
+    check.add_argument("--imgsz", type=int, default=640, help="training size to judge thin classes at")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=cmd_dataset_check)
     run = sub.add_parser("run", help="run a pipeline file here, without the API")
     run.add_argument("file")
     run.set_defaults(func=cmd_run)

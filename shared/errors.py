@@ -6,6 +6,7 @@ from __future__ import annotations
 class StagerunError(Exception):
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
@@ -40,3 +41,31 @@ class PathOutsideRoot(StagerunError):
 
     status_code = 400
     code = "path_outside_root"
+
+
+class UnusablePath(PathOutsideRoot):
+    """A path given by a user that the file system cannot look up (too long, a symlink loop)."""
+
+    code = "invalid_path"
+
+
+class Unauthorized(StagerunError):
+    """No token, an unknown one, or a revoked one."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class PayloadTooLarge(StagerunError):
+    status_code = 413
+    code = "too_large"
+
+
+class RateLimited(StagerunError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float, field: str | None = None):
+        super().__init__(message, field)
+        self.headers = {"Retry-After": str(max(1, int(retry_after_s + 0.999)))}

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from shared.auth import Principal
 from shared.class_weights import class_index
 from shared.db import get_engine
 from shared.errors import Conflict, InvalidSpec, NotFound
@@ -29,13 +30,21 @@ def request_hash(spec: JobCreate) -> str:
 
 def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> None:
     """Checks that need the whole pipeline: every stage has the inputs it consumes."""
-    trained = False
+    trained = mined = False
     for index, stage in enumerate(spec.stages):
         field = f"stages.{index}"
         if stage.type == "train":
+            if stage.data == "from_stage" and not mined:
+                raise InvalidSpec(
+                    "data 'from_stage' needs a mine stage before this train stage to produce a hard-example dataset",
+                    field=f"{field}.data",
+                )
             trained = True
             for key, key_field in stage.class_keys():
                 class_index(key, dataset.names, f"{field}.{key_field}")
+        elif stage.type == "mine":
+            _check_mine_stage(stage, field, dataset, model, trained)
+            mined = True
         elif stage.type == "evaluate":
             if stage.split not in dataset.splits:
                 raise InvalidSpec(f"dataset has no '{stage.split}' split to evaluate on", field=f"{field}.split")
@@ -47,21 +56,39 @@ def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> Non
                 )
 
 
+def owner_idempotency_key(owner: str, idempotency_key: str) -> str:
+    """Keys are per owner: the same key from two owners names two jobs (and reveals nothing)."""
+    return hashlib.sha256(f"{owner}\n{idempotency_key}".encode()).hexdigest()
+
+
+def _check_mine_stage(stage, field: str, dataset: DatasetRef, model: ModelRef, trained: bool) -> None:
+    if (stage.weights == "model" or not trained) and not model.is_weights:
+        raise InvalidSpec(
+            "mine needs weights: put a train stage before it or start the job from a .pt or job:<id>",
+            field=f"{field}.weights",
+        )
+    try:
+        stage.class_ids(dataset.names)
+    except ValueError as exc:
+        raise InvalidSpec(str(exc), field=f"{field}.classes") from None
+
+
 def create_job(
-    session: Session, settings: Settings, spec: JobCreate, idempotency_key: str | None = None
+    session: Session, settings: Settings, spec: JobCreate, principal: Principal, idempotency_key: str | None = None
 ) -> tuple[Job, bool]:
-    """Validate and store a job with its stages; the first stage is queued. Returns (job, created).
+    """Validate and store a job owned by ``principal``; the first stage is queued. Returns (job, created).
 
     A repeated Idempotency-Key with the same body returns the first job; with another body, 409."""
     digest = request_hash(spec)
-    if idempotency_key is not None:
-        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+    stored_key = None if idempotency_key is None else owner_idempotency_key(principal.owner, idempotency_key)
+    if stored_key is not None:
+        existing = session.scalar(select(Job).where(Job.idempotency_key == stored_key))
         if existing is not None:
             if existing.request_hash != digest:
                 raise Conflict("Idempotency-Key was already used for a different request", field="Idempotency-Key")
             return existing, False
-    dataset = resolve_dataset(settings, spec.dataset)
-    model = resolve_model(settings, session, spec.model)
+    dataset = resolve_dataset(settings, spec.dataset, session=session, principal=principal)
+    model = resolve_model(settings, session, spec.model, principal=principal)
     check_pipeline(spec, dataset, model)
     now = utcnow()
     job = Job(
@@ -71,9 +98,10 @@ def create_job(
         dataset=spec.dataset,
         model=spec.model,
         spec=spec.model_dump(mode="json"),
-        idempotency_key=idempotency_key,
+        idempotency_key=stored_key,
         request_hash=digest,
         created_at=now,
+        owner=principal.owner,
     )
     session.add(job)
     session.flush()
@@ -96,13 +124,14 @@ def create_job(
         session.rollback()
         if idempotency_key is None:
             raise
-        return create_job(session, settings, spec, idempotency_key)  # lost a race on the same key
+        return create_job(session, settings, spec, principal, idempotency_key)  # lost a race on the same key
     return job, True
 
 
-def get_job(session: Session, job_id: str) -> Job:
+def get_job(session: Session, job_id: str, principal: Principal) -> Job:
+    """The job if ``principal`` may see it; another owner's job is 'not found', like a missing one."""
     job = session.get(Job, job_id, options=[selectinload(Job.stages)])
-    if job is None:
+    if job is None or not principal.can_see(job.owner):
         raise NotFound(f"job {job_id} not found", field="job_id")
     return job
 
@@ -112,19 +141,22 @@ _JOB_BY_ID = select(*_JOB_VIEW_COLUMNS).where(Job.id == bindparam("job_id"))
 _STAGES_OF_JOB = select(Stage.__table__).where(Stage.job_id == bindparam("job_id")).order_by(Stage.index)
 
 
-def read_job(job_id: str) -> SimpleNamespace:
+def read_job(job_id: str, principal: Principal) -> SimpleNamespace:
     """A job and its stages as plain attribute bags, read with two Core queries and no ORM session:
-    the read path for the most polled routes (ORM loading costs about 7x more per request)."""
+    the read path for the most polled routes (ORM loading costs about 7x more per request).
+    Scoped like ``get_job``."""
     with get_engine().connect() as connection:
         job = connection.execute(_JOB_BY_ID, {"job_id": job_id}).mappings().first()
-        if job is None:
+        if job is None or not principal.can_see(job["owner"]):
             raise NotFound(f"job {job_id} not found", field="job_id")
         stages = connection.execute(_STAGES_OF_JOB, {"job_id": job_id}).mappings()
         return SimpleNamespace(**job, stages=[SimpleNamespace(**stage) for stage in stages])
 
 
-def list_jobs(session: Session, state: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
-    query = select(Job)
+def list_jobs(
+    session: Session, principal: Principal, state: str | None, limit: int, offset: int
+) -> tuple[list[Job], int]:
+    query = principal.scope(select(Job), Job.owner)
     if state:
         query = query.where(Job.state == state)
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -223,6 +255,7 @@ def job_public(job: Job) -> JobPublic:
         state=job.state,
         dataset=job.dataset,
         model=job.model,
+        owner=job.owner,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

@@ -16,12 +16,15 @@ from pathlib import Path
 import yaml
 from sqlalchemy.orm import Session
 
+from shared.auth import SYSTEM, Principal
 from shared.errors import InvalidSpec, NotFound, PathOutsideRoot
 from shared.models import Job
 from shared.settings import Settings
 from shared.storage import is_inside, safe_resolve
 
 DATA_YAML_NAMES = ("data.yaml", "data.yml")
+REGISTERED_PREFIX = "dataset:"
+UPLOADS_DIR = "uploads"
 
 
 @dataclass(frozen=True)
@@ -77,45 +80,84 @@ def _class_names(data: dict) -> list[str]:
     return [str(n) for n in result]
 
 
-def resolve_dataset(settings: Settings, dataset: str) -> DatasetRef:
-    """``dataset`` is a folder (holding data.yaml) or a yaml file, relative to the datasets root."""
-    try:
-        target = safe_resolve(settings.datasets_root, dataset, what="dataset")
-    except (PathOutsideRoot, NotFound) as exc:
-        raise InvalidSpec(exc.message, field="dataset") from None
-    if target.is_dir():
-        candidates = [target / n for n in DATA_YAML_NAMES if (target / n).is_file()]
-        if not candidates:
-            raise InvalidSpec(f"dataset {dataset!r} has no data.yaml", field="dataset")
-        yaml_path = candidates[0]
-    elif target.suffix in (".yaml", ".yml"):
-        yaml_path = target
-    else:
-        raise InvalidSpec(f"dataset {dataset!r} is neither a folder nor a yaml file", field="dataset")
+def find_data_yaml(folder: Path) -> Path | None:
+    return next((folder / n for n in DATA_YAML_NAMES if (folder / n).is_file()), None)
+
+
+def load_data_yaml(yaml_path: Path, boundary: Path, label: str) -> DatasetRef:
+    """Read a data.yaml whose split folders must stay under ``boundary``. Without a ``path`` key,
+    splits are relative to the yaml's folder."""
     try:
         data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InvalidSpec(
-            f"dataset {dataset!r}: data.yaml is not valid YAML ({exc.__class__.__name__})", field="dataset"
+            f"dataset {label!r}: data.yaml is not valid YAML ({exc.__class__.__name__})", field="dataset"
         ) from None
     if not isinstance(data, dict):
-        raise InvalidSpec(f"dataset {dataset!r}: data.yaml must be a mapping", field="dataset")
+        raise InvalidSpec(f"dataset {label!r}: data.yaml must be a mapping", field="dataset")
     names = _class_names(data)
     base = yaml_path.parent
     if data.get("path"):
         if not isinstance(data["path"], str):
             raise InvalidSpec("data.yaml 'path' must be a string", field="dataset")
         base = Path(data["path"]) if Path(data["path"]).is_absolute() else yaml_path.parent / data["path"]
-        if not is_inside(settings.datasets_root, base):
+        if not is_inside(boundary, base):
             raise InvalidSpec("data.yaml 'path' leads outside the datasets root", field="dataset")
     splits = {}
     for split in ("train", "val", "test"):
         if data.get(split):
-            splits[split] = _split_paths(data[split], split, base, settings.datasets_root)
+            splits[split] = _split_paths(data[split], split, base, boundary)
     for required in ("train", "val"):
         if required not in splits:
-            raise InvalidSpec(f"dataset {dataset!r}: data.yaml has no '{required}' split", field="dataset")
+            raise InvalidSpec(f"dataset {label!r}: data.yaml has no '{required}' split", field="dataset")
     return DatasetRef(yaml_path=yaml_path, root=base.resolve(), names=names, splits=splits)
+
+
+def resolve_dataset(
+    settings: Settings, dataset: str, *, session: Session | None = None, principal: Principal | None = None
+) -> DatasetRef:
+    """``dataset`` is a folder (holding data.yaml) or a yaml file, relative to the datasets root, or
+    ``dataset:<id>`` for a registered dataset that ``principal`` may see and that passed validation."""
+    if dataset.startswith(REGISTERED_PREFIX):
+        return _registered_dataset(settings, dataset.removeprefix(REGISTERED_PREFIX), session, principal)
+    try:
+        target = safe_resolve(settings.datasets_root, dataset, what="dataset")
+    except (PathOutsideRoot, NotFound) as exc:
+        raise InvalidSpec(exc.message, field="dataset") from None
+    relative = target.relative_to(settings.datasets_root.resolve()).parts
+    if relative and relative[0] == UPLOADS_DIR:
+        raise InvalidSpec("an uploaded dataset is named as dataset:<id>, not by its folder", field="dataset")
+    if target.is_dir():
+        yaml_path = find_data_yaml(target)
+        if yaml_path is None:
+            raise InvalidSpec(f"dataset {dataset!r} has no data.yaml", field="dataset")
+    elif target.suffix in (".yaml", ".yml"):
+        yaml_path = target
+    else:
+        raise InvalidSpec(f"dataset {dataset!r} is neither a folder nor a yaml file", field="dataset")
+    return load_data_yaml(yaml_path, settings.datasets_root, dataset)
+
+
+def _registered_dataset(
+    settings: Settings, dataset_id: str, session: Session | None, principal: Principal | None
+) -> DatasetRef:
+    from shared.datasets.registry import get_dataset
+
+    if session is None or principal is None:
+        raise InvalidSpec("registered datasets can only be named where a database session is open", field="dataset")
+    try:
+        record = get_dataset(session, dataset_id, principal)
+    except NotFound as exc:
+        raise InvalidSpec(exc.message, field="dataset") from None
+    if not record.valid:
+        first = next(iter((record.validation or {}).get("errors") or []), {})
+        reason = f": {first.get('file')}:{first.get('line') or ''} {first.get('message')}" if first else ""
+        raise InvalidSpec(f"dataset:{dataset_id} did not pass validation{reason}", field="dataset")
+    folder = safe_resolve(settings.datasets_root, record.path, what="dataset")
+    yaml_path = find_data_yaml(folder)
+    if yaml_path is None:
+        raise InvalidSpec(f"dataset:{dataset_id} has no data.yaml any more", field="dataset")
+    return load_data_yaml(yaml_path, settings.datasets_root, f"dataset:{dataset_id}")
 
 
 @lru_cache
@@ -151,12 +193,15 @@ class ModelRef:
     is_weights: bool
 
 
-def resolve_model(settings: Settings, session: Session, model: str, field: str = "model") -> ModelRef:
+def resolve_model(
+    settings: Settings, session: Session, model: str, field: str = "model", *, principal: Principal = SYSTEM
+) -> ModelRef:
+    """``job:<id>`` only names a job ``principal`` may see (the API passes the caller's)."""
     model = model.strip()
     if model.startswith("job:"):
         job_id = model[4:]
         job = session.get(Job, job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
-        if job is None:
+        if job is None or not principal.can_see(job.owner):
             raise InvalidSpec(f"no job {job_id!r} to take weights from", field=field)
         if not job.best_weights:
             raise InvalidSpec(f"job {job_id} has no best weights (state {job.state})", field=field)

@@ -41,6 +41,30 @@ class Settings(BaseSettings):
         description="How long the API reuses a job document it just read (0: never); polls see changes this late.",
     )
 
+    token: str = Field(
+        "", repr=False, description="Bearer token the CLI sends; default: the local token in <home>/api-token"
+    )
+    auth_cache_ttl_s: float = Field(
+        5.0, ge=0, le=300, description="How long the API trusts a token it checked (a revoke takes this long)."
+    )
+    api_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body, except dataset uploads.")
+    job_create_per_minute: float = Field(
+        60.0, gt=0, description="Jobs one token may create per minute, sustained (per API process)."
+    )
+    job_create_burst: int = Field(30, ge=1, description="Jobs one token may create at once before the rate applies.")
+
+    dataset_upload_max_bytes: int = Field(2 * 1024**3, ge=1024, description="Largest dataset zip upload.")
+    dataset_unzipped_max_bytes: int = Field(
+        20 * 1024**3, ge=1024, description="Largest total uncompressed size of an uploaded zip."
+    )
+    dataset_zip_max_ratio: float = Field(
+        200.0, ge=1, description="Largest uncompressed/compressed size ratio of a zip member (zip bombs)."
+    )
+    dataset_zip_max_files: int = Field(500_000, ge=1, description="Most files an uploaded zip may hold.")
+    dataset_max_images: int = Field(
+        200_000, ge=1, description="Most images a dataset may hold to be validated within the registering request."
+    )
+
     queue: str = Field("stagerun", description="Celery queue the API sends stages to and the worker consumes.")
     device: str = Field("", description="Torch device for stages ('cpu', '0', ...); default: first GPU, else cpu")
     heartbeat_interval_s: float = Field(5.0, gt=0)
@@ -67,6 +91,11 @@ class Settings(BaseSettings):
         if not self.api_url:
             self.api_url = f"http://{self.api_host}:{self.api_port}"
         return self
+
+    @property
+    def token_file(self) -> Path:
+        """The local admin token written on first start of the embedded default (mode 0600)."""
+        return self.home / "api-token"
 
     @property
     def is_embedded(self) -> bool:

@@ -39,6 +39,8 @@ class Stack:
         self.env = {**os.environ, **(env or {}), "YOLO_OFFLINE": "1"}
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen] = {}
+        self.token = ""
+        self.token_created = False
         if env is None:
             self.url = get_settings().api_url
         else:
@@ -61,8 +63,19 @@ class Stack:
         upgrade = self.stagerun("db", "upgrade", timeout=300)
         if upgrade.returncode != 0:
             raise RuntimeError(f"database upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
+        local = self.stagerun("token", "local", timeout=120)
+        if local.returncode != 0:
+            raise RuntimeError(f"could not make the local API token:\n{local.stdout}{local.stderr}")
+        self.token, self.token_created = local.stdout.strip(), local.stderr.strip().endswith("created")
         self.start_process("api", python_module("shared.cli", "api"))
         self.start_process("worker", python_module("shared.cli", "worker"))
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self) -> httpx.Client:
+        """An HTTP client for this stack's API, sending the local admin token."""
+        return httpx.Client(base_url=self.url, timeout=30, headers=self.auth_headers())
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s

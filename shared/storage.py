@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
-from shared.errors import NotFound, PathOutsideRoot
+from shared.errors import NotFound, PathOutsideRoot, UnusablePath
 
 
 def safe_resolve(root: Path, relative: str, *, must_exist: bool = True, what: str = "path") -> Path:
@@ -29,13 +29,20 @@ def safe_resolve(root: Path, relative: str, *, must_exist: bool = True, what: st
         raise PathOutsideRoot(f"{what} must be relative to its root, got {relative!r}", field=what)
     if any(part == ".." for part in pure.parts):
         raise PathOutsideRoot(f"{what} must not contain '..', got {relative!r}", field=what)
+    shown = relative if len(relative) <= 200 else relative[:200] + "..."
     root_resolved = root.resolve()
     candidate = root_resolved.joinpath(*pure.parts)
-    resolved = candidate.resolve()  # follows symlinks
-    if resolved != root_resolved and not resolved.is_relative_to(root_resolved):
-        raise PathOutsideRoot(f"{what} {relative!r} leads outside its root", field=what)
-    if must_exist and not resolved.exists():
-        raise NotFound(f"{what} {relative!r} does not exist", field=what)
+    try:
+        resolved = candidate.resolve()  # follows symlinks
+        if resolved != root_resolved and not resolved.is_relative_to(root_resolved):
+            raise PathOutsideRoot(f"{what} {shown!r} leads outside its root", field=what)
+        exists = resolved.exists()
+    except (OSError, RuntimeError) as exc:  # name too long, symlink loop
+        raise UnusablePath(
+            f"{what} {shown!r} cannot be looked up ({getattr(exc, 'strerror', None) or exc})", field=what
+        ) from None
+    if must_exist and not exists:
+        raise NotFound(f"{what} {shown!r} does not exist", field=what)
     return resolved
 
 

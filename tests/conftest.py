@@ -16,6 +16,12 @@ def reset_caches() -> None:
 
     for cached in (settings.get_settings, db.get_engine, db._session_factory, queue.get_celery):
         cached.cache_clear()
+    try:  # the API's caches follow the settings (they are absent where api/ is not imported)
+        from api import deps, limits
+    except ImportError:
+        return
+    for cached in (deps.principal_cache, deps.job_cache, deps.database_limiter, limits.job_creation_limiter):
+        cached.cache_clear()
 
 
 @pytest.fixture

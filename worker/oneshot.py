@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from shared import jobs, migrate
+from shared.auth import LOCAL_ADMIN
 from shared.db import session_scope
 from shared.errors import StagerunError
 from shared.pipeline_file import load_pipeline_file
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_pipeline_file(Path(args[0]))
         with session_scope() as session:
-            job, _ = jobs.create_job(session, settings, spec)
+            job, _ = jobs.create_job(session, settings, spec, LOCAL_ADMIN)
             job_id = job.id
     except (StagerunError, ValidationError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def snapshot() -> dict:
         with session_scope() as session:
-            return jobs.job_public(jobs.get_job(session, job_id)).model_dump(mode="json")
+            return jobs.job_public(jobs.get_job(session, job_id, LOCAL_ADMIN)).model_dump(mode="json")
 
     runner = threading.Thread(target=run_job_locally, args=(job_id,), daemon=True)
     runner.start()

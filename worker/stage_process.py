@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from pathlib import Path
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
+from shared.auth import SYSTEM
 from shared.db import session_scope
-from shared.errors import StagerunError
+from shared.errors import InvalidSpec, StagerunError
 from shared.models import Stage
 from shared.references import resolve_dataset, resolve_model
 from shared.schemas import StageSpec
@@ -38,12 +40,26 @@ def pick_device(settings: Settings) -> str:
     return "0" if torch.cuda.is_available() else "cpu"
 
 
+def _mined_dataset_yaml(settings: Settings, earlier: list[Stage]) -> Path:
+    """The data.yaml of the hard-example dataset the latest earlier succeeded mine stage built."""
+    for stage in reversed(earlier):
+        produced = (stage.results or {}).get("dataset_yaml")
+        if stage.type == "mine" and stage.state == StageState.SUCCEEDED.value and produced:
+            if not stage.results.get("dataset", {}).get("total"):
+                raise InvalidSpec(
+                    f"data 'from_stage': mine stage {stage.index} found no hard examples, so there is nothing to train on",
+                    field="data",
+                )
+            return safe_resolve(settings.artifacts_root, produced, what="dataset_yaml")
+    raise InvalidSpec("data 'from_stage': no earlier mine stage built a hard-example dataset", field="data")
+
+
 def build_context(session: Session, settings: Settings, stage: Stage, reporter: StageReporter) -> StageContext:
     import yaml
 
     job = stage.job
     spec = TypeAdapter(StageSpec).validate_python(stage.spec)
-    dataset = resolve_dataset(settings, job.dataset)
+    dataset = resolve_dataset(settings, job.dataset, session=session, principal=SYSTEM)
     model = resolve_model(settings, session, job.model)
     latest_weights = None
     for earlier in job.stages[: stage.index]:
@@ -54,6 +70,8 @@ def build_context(session: Session, settings: Settings, stage: Stage, reporter: 
     stage_dir.mkdir(parents=True, exist_ok=True)
     data_yaml = stage_dir / "data.yaml"
     data_yaml.write_text(yaml.safe_dump(dataset.ultralytics_yaml(), sort_keys=False))
+    if getattr(spec, "data", "job") == "from_stage":
+        data_yaml.write_text(_mined_dataset_yaml(settings, job.stages[: stage.index]).read_text())
     return StageContext(
         settings=settings,
         job_id=job.id,

@@ -2,32 +2,39 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import FileResponse
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal
+from api.responses import V1_ERRORS
 from shared import jobs
 from shared.errors import NotFound
 from shared.schemas import ArtifactPublic, ArtifactsPublic
 from shared.storage import job_dir_rel, list_files, safe_resolve
 
-router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["artifacts"])
+router = APIRouter(
+    prefix="/v1/jobs/{job_id}", tags=["artifacts"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
+)
 JobId = Annotated[str, Path(max_length=64)]
 
 
 @router.get("/artifacts", response_model=ArtifactsPublic)
-def list_artifacts(job_id: JobId, session: SessionDep, settings: SettingsDep) -> ArtifactsPublic:
+def list_artifacts(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+) -> ArtifactsPublic:
     """Every file the job's stages wrote, with sizes."""
-    job = jobs.get_job(session, job_id)
+    job = jobs.get_job(session, job_id, principal)
     files = list_files(settings.artifacts_root, job_dir_rel(job.id))
     items = [ArtifactPublic(path=f.path, size=f.size, url=f"/v1/jobs/{job.id}/artifacts/{f.path}") for f in files]
     return ArtifactsPublic(job_id=job.id, items=items, total_size=sum(f.size for f in files))
 
 
 @router.get("/artifacts/{path:path}", response_class=FileResponse)
-def download_artifact(job_id: JobId, path: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def download_artifact(
+    job_id: JobId, path: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+) -> FileResponse:
     """One artifact, streamed; HTTP Range requests are honoured. Paths cannot leave the job's folder."""
-    job = jobs.get_job(session, job_id)
+    job = jobs.get_job(session, job_id, principal)
     job_root = settings.artifacts_root / job_dir_rel(job.id)
     if not job_root.is_dir():
         raise NotFound(f"job {job.id} has no artifacts yet", field="path")
@@ -38,9 +45,11 @@ def download_artifact(job_id: JobId, path: str, session: SessionDep, settings: S
 
 
 @router.get("/weights", response_class=FileResponse)
-def download_weights(job_id: JobId, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def download_weights(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+) -> FileResponse:
     """The job's final best weights (best.pt of its latest train stage)."""
-    job = jobs.get_job(session, job_id)
+    job = jobs.get_job(session, job_id, principal)
     if not job.best_weights:
         raise NotFound(f"job {job.id} has no weights yet (state {job.state})", field="job_id")
     target = safe_resolve(settings.artifacts_root, job.best_weights, what="weights")

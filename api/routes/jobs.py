@@ -7,17 +7,20 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import SessionDep, SettingsDep, database_limiter, job_cache
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal, database_limiter, job_cache
+from api.limits import job_creation_limit
+from api.responses import CONFLICT, RATE_LIMITED, V1_ERRORS
 from shared import jobs
+from shared.auth import Principal
 from shared.queue import enqueue_stage
 from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic
 from shared.states import JobState, StageState
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(current_principal)], responses=V1_ERRORS)
 log = logging.getLogger(__name__)
 
 JobId = Annotated[str, Path(description="Job id (32 hex digits).", max_length=64)]
@@ -27,16 +30,23 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    dependencies=[Depends(job_creation_limit)],
+    responses=CONFLICT | RATE_LIMITED,
+)
 def submit_job(
     spec: JobCreate,
     session: SessionDep,
     settings: SettingsDep,
+    principal: CurrentPrincipal,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
     """Validate a pipeline and queue it. Every stage argument is checked before anything is queued."""
-    job, created = jobs.create_job(session, settings, spec, idempotency_key)
+    job, created = jobs.create_job(session, settings, spec, principal, idempotency_key)
     if created:
         first = next(s for s in job.stages if s.state == StageState.QUEUED.value)
         try:
@@ -52,61 +62,67 @@ def submit_job(
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    principal: CurrentPrincipal,
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JobsPublic:
-    items, count = jobs.list_jobs(session, state.value if state else None, limit, offset)
+    items, count = jobs.list_jobs(session, principal, state.value if state else None, limit, offset)
     return JobsPublic(items=[jobs.job_public(j) for j in items], count=count, limit=limit, offset=offset)
 
 
-def _job_json(job_id: str) -> bytes:
-    return jobs.job_public(jobs.read_job(job_id)).model_dump_json().encode()
-
-
-async def _read_job_json(job_id: str) -> bytes:
-    return await anyio.to_thread.run_sync(_job_json, job_id, limiter=database_limiter())
+def _job_json(job_id: str, principal: Principal) -> bytes:
+    return jobs.job_public(jobs.read_job(job_id, principal)).model_dump_json().encode()
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-async def get_job(job_id: JobId) -> Response:
+async def get_job(job_id: JobId, principal: CurrentPrincipal) -> Response:
     """A job and its stages: state, epoch k of n, latest metrics, timings, ETA, error text.
 
     The most polled route: served from a short-lived cache (api/job_cache.py), else one worker-thread
     hop for the database read; the document is serialised once (no second validation)."""
-    body = await job_cache().get(job_id, _read_job_json)
+
+    async def load() -> bytes:
+        return await anyio.to_thread.run_sync(_job_json, job_id, principal, limiter=database_limiter())
+
+    body = await job_cache().get(job_id, principal.cache_scope, load)
     return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic)
 def get_metrics(
-    job_id: JobId, session: SessionDep, stage: Annotated[int | None, Query(ge=0, le=1000)] = None
+    job_id: JobId,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    stage: Annotated[int | None, Query(ge=0, le=1000)] = None,
 ) -> MetricsPublic:
     """One row per epoch per stage: the columns of Ultralytics' results.csv, stored as each epoch ends."""
-    rows = jobs.metric_rows(session, jobs.get_job(session, job_id))
+    rows = jobs.metric_rows(session, jobs.get_job(session, job_id, principal))
     if stage is not None:
         rows = [r for r in rows if r.stage_index == stage]
     return MetricsPublic(job_id=job_id, rows=rows)
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
-def cancel_job(job_id: JobId, session: SessionDep) -> JobPublic:
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, responses=CONFLICT)
+def cancel_job(job_id: JobId, session: SessionDep, principal: CurrentPrincipal) -> JobPublic:
     """Stop a job: a running stage stops at its next batch boundary (within one epoch), keeping its artifacts."""
-    job = jobs.request_cancel(session, jobs.get_job(session, job_id))
+    job = jobs.request_cancel(session, jobs.get_job(session, job_id, principal))
     job_cache().drop(job_id)
     return jobs.job_public(job)
 
 
-def _snapshot(job_id: str) -> dict:
-    return json.loads(_job_json(job_id))  # a stream wants its own fresh reads
+def _snapshot(job_id: str, principal: Principal) -> dict:
+    return json.loads(_job_json(job_id, principal))  # a stream wants its own fresh reads
 
 
 @router.get("/{job_id}/events", response_class=StreamingResponse)
 async def job_events(
-    job_id: JobId, interval: Annotated[float, Query(ge=0.2, le=30.0, description="Seconds between checks.")] = 1.0
+    job_id: JobId,
+    principal: CurrentPrincipal,
+    interval: Annotated[float, Query(ge=0.2, le=30.0, description="Seconds between checks.")] = 1.0,
 ) -> StreamingResponse:
     """Server-sent events: a ``job`` event whenever the job changes, until it reaches a terminal state."""
-    first = await run_in_threadpool(_snapshot, job_id)  # 404 before the stream starts
+    first = await run_in_threadpool(_snapshot, job_id, principal)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[str]:
         snapshot, previous = first, None
@@ -121,6 +137,6 @@ async def job_events(
                 yield "event: end\ndata: {}\n\n"
                 return
             await asyncio.sleep(interval)
-            snapshot = await run_in_threadpool(_snapshot, job_id)
+            snapshot = await run_in_threadpool(_snapshot, job_id, principal)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -9,7 +9,7 @@ from shared.schemas.jobs import (
     MetricsPublic,
     StagePublic,
 )
-from shared.schemas.pipeline import STAGE_TYPES, EvaluateStage, StageSpec, TrainStage
+from shared.schemas.pipeline import STAGE_TYPES, EvaluateStage, MineStage, StageSpec, TrainStage
 
 __all__ = [
     "STAGE_TYPES",
@@ -22,6 +22,7 @@ __all__ = [
     "Links",
     "MetricRowPublic",
     "MetricsPublic",
+    "MineStage",
     "StagePublic",
     "StageSpec",
     "TrainStage",

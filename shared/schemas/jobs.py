@@ -70,6 +70,7 @@ class JobPublic(BaseModel):
     state: str
     dataset: str
     model: str
+    owner: str | None = Field(None, description="Owner of the token that submitted the job.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -59,6 +59,10 @@ class TrainStage(StageBase, TrainingOptions):
         description="'previous': the best weights of the latest earlier train stage (the job's model if none); "
         "'model': the job's model.",
     )
+    data: Literal["job", "from_stage"] = Field(
+        "job",
+        description="'job': the job's dataset; 'from_stage': the hard-example dataset of the latest earlier mine stage.",
+    )
     epochs: int = Field(10, ge=1, le=10_000)
     batch: Batch = 16
     imgsz: ImageSize = 640
@@ -100,7 +104,7 @@ class TrainStage(StageBase, TrainingOptions):
 
     @classmethod
     def stagerun_fields(cls) -> set[str]:
-        return {"start_from", *TrainingOptions.option_fields()}
+        return {"start_from", "data", *TrainingOptions.option_fields()}
 
     _batch = field_validator("batch", mode="before")(check_batch)
 
@@ -143,5 +147,81 @@ class EvaluateStage(StageBase):
         return {"weights"}
 
 
-StageSpec = Annotated[TrainStage | EvaluateStage, Field(discriminator="type")]
-STAGE_TYPES = ("train", "evaluate")
+Confidence = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class MineStage(StageBase):
+    """Hard-example mining: one inference pass over a split, every object matched and given a kind
+    (matched, false negative, low confidence, misclassification, hard negative, duplicate, ...),
+    per-class hard-image lists, previews, an error breakdown, and a hard-example dataset that a
+    following train stage can use with ``data: from_stage``."""
+
+    type: Literal["mine"]
+    weights: Literal["latest", "model"] = Field(
+        "latest", description="'latest': best weights of the latest earlier train stage; 'model': the job's model."
+    )
+    split: Literal["train", "val"] = Field(
+        "train", description="Split to mine. Mining 'val' puts validation images into the hard-example dataset."
+    )
+    conf: Confidence = Field(0.5, description="A prediction at or above this confidence is a detection.")
+    iou: float = Field(0.5, gt=0.0, lt=1.0, description="IoU at which a detection matches a ground truth.")
+    low_conf: Confidence = Field(0.3, description="Low-confidence difficulty is 1.0 + (low_conf - confidence).")
+    min_conf: Confidence = Field(
+        0.1, description="A same-class prediction between min_conf and conf makes a low-confidence detection."
+    )
+    hard_negative_conf: Confidence = Field(
+        0.5, description="A detection at or above this confidence overlapping no ground truth is a hard negative."
+    )
+    min_difficulty: float = Field(1.5, ge=0.0, le=1000.0, description="Images below this difficulty are not hard.")
+    difficulty_reduction: Literal["sum", "max"] = Field("sum", description="An image's difficulty from its objects'.")
+    classes: list[int | str] | None = Field(
+        None, min_length=1, max_length=1000, description="Mine only these classes (ids or names)."
+    )
+    max_images: int | None = Field(None, ge=1, le=10_000_000, description="Mine at most this many images of the split.")
+    replay: float = Field(
+        0.2, ge=0.0, le=0.9, description="Share of the hard-example dataset made of ordinary training images."
+    )
+    preview: int = Field(16, ge=0, le=200, description="How many of the hardest images to draw.")
+    imgsz: ImageSize = 640
+    batch: int = Field(16, ge=1, le=1024, strict=True)
+
+    @classmethod
+    def stagerun_fields(cls) -> set[str]:
+        return set(cls.model_fields) - {"imgsz", "batch"}
+
+    def class_ids(self, names: list[str]) -> list[int] | None:
+        """The class subset as ids of ``names`` (None: every class); ValueError naming what is unknown."""
+        if self.classes is None:
+            return None
+        ids = []
+        for item in self.classes:
+            if isinstance(item, int) and not isinstance(item, bool):
+                if not 0 <= item < len(names):
+                    raise ValueError(f"class id {item} is not in the dataset (ids 0..{len(names) - 1})")
+                ids.append(item)
+            elif item in names:
+                ids.append(names.index(item))
+            else:
+                raise ValueError(f"class {item!r} is not one of the dataset's names {names}")
+        if len(set(ids)) != len(ids):
+            raise ValueError("classes names one class twice (by id and by name)")
+        return ids
+
+    @field_validator("low_conf", "min_conf")
+    @classmethod
+    def _not_above_conf(cls, value: float, info: ValidationInfo) -> float:
+        conf = info.data.get("conf")
+        if conf is not None and value > conf:
+            raise ValueError(f"{info.field_name} ({value}) must not exceed conf ({conf})")
+        return value
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct_classes(cls, value: list[int | str] | None) -> list[int | str] | None:
+        if value is not None and len({str(c) for c in value}) != len(value):
+            raise ValueError("classes lists a class twice")
+        return value
+
+
+StageSpec = Annotated[TrainStage | EvaluateStage | MineStage, Field(discriminator="type")]
+STAGE_TYPES = ("train", "evaluate", "mine")

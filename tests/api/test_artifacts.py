@@ -39,6 +39,9 @@ def test_download_with_range(client, job_with_files):
     [
         "../../../outside.txt",
         "%2e%2e/%2e%2e/%2e%2e/outside.txt",
+        "%252e%252e/%252e%252e/%252e%252e/outside.txt",
+        "01-train/%252E%252E%252F%252E%252E%252F%252E%252E%252Foutside.txt",
+        "01-train/..%c0%af..%c0%afoutside.txt",
         "01-train/escape.txt",
         "..%2F..%2F..%2Foutside.txt",
         "01-train/..%5c..%5c..%5coutside.txt",

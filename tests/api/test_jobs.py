@@ -29,7 +29,7 @@ def test_submit_queues_first_stage(client, pipeline, embedded):
         ({"stages": [{"type": "train", "epochs": -3}]}, 422, "stages.0.epochs"),
         ({"stages": [{"type": "train", "imgsz": "big"}]}, 422, "stages.0.imgsz"),
         ({"stages": [{"type": "train", "learning_rate": 0.1}]}, 422, "stages.0.learning_rate"),
-        ({"stages": [{"type": "mine"}]}, 422, "stages.0"),
+        ({"stages": [{"type": "distill"}]}, 422, "stages.0"),
         ({"stages": []}, 422, "stages"),
         ({"stages": [{"type": "train", "class_weights": {"cat": 2}}]}, 422, "stages.0.class_weights.cat"),
         ({"stages": [{"type": "train", "sampling": {"weights": {"9": 2}}}]}, 422, "stages.0.sampling.weights.9"),
@@ -131,6 +131,8 @@ def test_health_and_openapi(client):
         "/v1/jobs/{job_id}/artifacts",
         "/v1/jobs/{job_id}/artifacts/{path}",
         "/v1/jobs/{job_id}/weights",
+        "/v1/datasets",
+        "/v1/datasets/{dataset_id}",
     ):
         assert path in paths
 

@@ -10,8 +10,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import httpx
-
 from shared.stack import Stack as CliStack
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -38,9 +36,6 @@ class Stack(CliStack):
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.log_dir.glob("*.log"))
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
 
     def wait_for(self, job_id: str, predicate, timeout_s: float = 400, interval_s: float = 0.5) -> dict:
         deadline = time.monotonic() + timeout_s

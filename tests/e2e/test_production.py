@@ -5,7 +5,9 @@ import uuid
 import psycopg
 import pytest
 import redis
+from alembic.script import ScriptDirectory
 
+from shared import migrate
 from tests.e2e.checks import check_metric_rows_match_results_csv, check_weights_download_and_plain_load, tiny_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.production]
@@ -39,7 +41,9 @@ def test_schema_comes_from_alembic(stack, database):
     with psycopg.connect(database.replace("postgresql+psycopg", "postgresql")) as connection:
         tables = {r[0] for r in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         version = connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-    assert {"jobs", "stages", "metric_rows", "alembic_version"} <= tables and version == "0001"
+    head = ScriptDirectory.from_config(migrate.alembic_config(database)).get_current_head()
+    assert {"jobs", "stages", "metric_rows", "api_tokens", "datasets", "alembic_version"} <= tables
+    assert version == head
     assert not (stack.home / "stagerun.db").exists() and not (stack.home / "broker.db").exists()
 
 

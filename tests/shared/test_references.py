@@ -77,3 +77,24 @@ def test_model_references(embedded):
             resolve_model(embedded, session, "job:" + "0" * 32)
         with pytest.raises(InvalidSpec, match="must be a model yaml"):
             resolve_model(embedded, session, "resnet50")
+
+
+def test_registered_dataset_resolves_for_its_owner_and_the_worker(embedded, tiny_dataset):
+    from shared.auth import SYSTEM, Principal
+    from shared.datasets.registry import register_folder
+
+    alice, bob = Principal("alice"), Principal("bob")
+    with session_scope() as session:
+        record = register_folder(session, embedded, alice, tiny_dataset)
+        name = f"dataset:{record.id}"
+        for principal in (alice, SYSTEM):  # SYSTEM: what the worker passes at run time
+            ref = resolve_dataset(embedded, name, session=session, principal=principal)
+            assert ref.names == ["square", "disc", "bar"] and ref.root == embedded.datasets_root / "tiny"
+        with pytest.raises(InvalidSpec, match="not found"):
+            resolve_dataset(embedded, name, session=session, principal=bob)
+        with pytest.raises(InvalidSpec, match="database session"):
+            resolve_dataset(embedded, name)
+        record.valid = False
+        session.flush()
+        with pytest.raises(InvalidSpec, match="did not pass validation"):
+            resolve_dataset(embedded, name, session=session, principal=alice)

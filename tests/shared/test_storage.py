@@ -74,3 +74,13 @@ def test_list_files_skips_links_out_of_root(root, tmp_path):
 def test_stage_dir_layout():
     assert stage_dir_rel("abc", 0, "train") == "jobs/abc/01-train"
     assert stage_dir_rel("abc", 11, "evaluate") == "jobs/abc/12-evaluate"
+
+
+def test_unusable_paths_are_400_not_500(tmp_path):
+    from shared.errors import UnusablePath
+
+    with pytest.raises(UnusablePath, match="cannot be looked up"):
+        safe_resolve(tmp_path, "a" * 5000)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(PathOutsideRoot):
+        safe_resolve(tmp_path, "loop/x")

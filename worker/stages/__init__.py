@@ -2,6 +2,7 @@
 
 from worker.stages.base import StageRunner
 from worker.stages.evaluate import EvaluateRunner
+from worker.stages.mine import MineRunner
 from worker.stages.train import TrainRunner
 
-RUNNERS: dict[str, type[StageRunner]] = {runner.type: runner for runner in (TrainRunner, EvaluateRunner)}
+RUNNERS: dict[str, type[StageRunner]] = {runner.type: runner for runner in (TrainRunner, EvaluateRunner, MineRunner)}

@@ -1,4 +1,5 @@
-"""The evaluate stage: Ultralytics validation of the latest weights, with a per-class table."""
+"""The evaluate stage: Ultralytics validation of the latest weights, with a per-class table and the
+error breakdown (worker/mining/breakdown.py) from the same pass."""
 
 from __future__ import annotations
 
@@ -21,9 +22,18 @@ class EvaluateRunner(StageRunner):
     def run(self) -> dict:
         from ultralytics import YOLO
 
+        from worker.mining.breakdown import BreakdownAccumulator
+        from worker.mining.capture import validator_with_sink
+
         context, spec = self.context, self.context.spec
         weights = self.weights()
-        det_metrics = YOLO(weights).val(**self.ultralytics_args())
+        breakdown = BreakdownAccumulator(len(context.dataset.names), iou_thr=0.5, count_conf=spec.conf or 0.25)
+
+        def sink(image) -> None:
+            breakdown.add(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf)
+
+        det_metrics = YOLO(weights).val(validator=validator_with_sink(sink), **self.ultralytics_args())
+        errors = breakdown.result(context.dataset.names)
         summary = detection_summary(det_metrics, context.dataset.names)
         report = {
             "weights": weights,
@@ -35,6 +45,7 @@ class EvaluateRunner(StageRunner):
                 "rows": "predicted",
             },
             "speed_ms_per_image": {k: round(float(v), 3) for k, v in det_metrics.speed.items()},
+            "error_breakdown": errors,
         }
         (context.stage_dir / "metrics.json").write_text(json.dumps(report, indent=2))
         context.reporter.progress(1, None)
@@ -42,5 +53,6 @@ class EvaluateRunner(StageRunner):
             "evaluated_weights": weights,
             "split": spec.split,
             "metrics": summary,
+            "error_breakdown": {"mAP50": errors["mAP50"], "overall": errors["overall"]},
             "report": context.relative(context.stage_dir / "metrics.json"),
         }
