@@ -28,6 +28,7 @@ bench: install
 	YOLO_OFFLINE=1 $(BIN)/python bench/runner_overhead.py
 	YOLO_OFFLINE=1 $(BIN)/python bench/submit_latency.py
 	YOLO_OFFLINE=1 $(BIN)/python bench/api_throughput.py
+	YOLO_OFFLINE=1 $(BIN)/python bench/faults.py
 
 clean:
 	rm -rf var .pytest_cache

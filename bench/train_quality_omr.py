@@ -19,23 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from omr import THIN_CLASSES, omr_data_yaml  # noqa: E402
+
 from shared.schemas.pipeline import TrainStage  # noqa: E402
 from worker.ultralytics_ext.offline import prepare_offline  # noqa: E402
 
-OMR_BENCH = Path(__file__).resolve().parents[2] / "shared" / "omr-bench"
 DEFAULT_OPTIONS = {"class_weights": "sqrt_inverse", "sampling": {"weights": "sqrt_inverse"}}
-FIRST = ["stem", "barline", "barline_double", "barline_final", "barline_repeat"]
-
-
-def omr_data_yaml(folder: Path) -> Path:
-    """The benchmark's data.yaml with the absolute ``path`` it lacks; the data itself is not copied."""
-    import yaml
-
-    data = yaml.safe_load((OMR_BENCH / "data.yaml").read_text())
-    data["path"] = str(OMR_BENCH)
-    target = folder / "omr-bench.yaml"
-    target.write_text(yaml.safe_dump(data))
-    return target
 
 
 def train(label: str, data: Path, project: Path, args: argparse.Namespace, options: dict | None) -> tuple[Path, float]:
@@ -94,8 +83,8 @@ def per_class(weights: Path, data: Path, split: str, args: argparse.Namespace) -
 def print_table(split: str, results: dict[str, dict[str, dict[str, float]]]) -> None:
     runs = list(results)
     classes = (
-        [c for c in FIRST if c in results[runs[0]]]
-        + [c for c in results[runs[0]] if c not in FIRST and c != "all"]
+        [c for c in THIN_CLASSES if c in results[runs[0]]]
+        + [c for c in results[runs[0]] if c not in THIN_CLASSES and c != "all"]
         + ["all"]
     )
     header = " | ".join(f"{run} mAP50 | {run} R" for run in runs)
@@ -123,7 +112,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="stagerun-omr-quality-"))
     prepare_offline(work / "yolo-config")
-    data = omr_data_yaml(work)
+    data = omr_data_yaml()
     runs = {"plain": None, "stagerun": args.options}
     figures: dict = {"args": {k: v for k, v in vars(args).items() if k != "out"}, "seconds": {}, "splits": {}}
     weights = {}

@@ -47,6 +47,11 @@ def fetch_job(job_id: str) -> dict:
         return _check(client.get(f"/v1/jobs/{job_id}")).json()
 
 
+def resume(job_id: str) -> dict:
+    with _client() as client:
+        return _check(client.post(f"/v1/jobs/{job_id}/resume")).json()
+
+
 def download(job_id: str, output: Path, artifact: str | None = None) -> Path:
     url = f"/v1/jobs/{job_id}/artifacts/{artifact}" if artifact else f"/v1/jobs/{job_id}/weights"
     output.parent.mkdir(parents=True, exist_ok=True)

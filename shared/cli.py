@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.api_client import ApiError, download, fetch_job, submit
+from shared.api_client import ApiError, download, fetch_job, resume, submit
 from shared.local_commands import (
     cmd_dataset_check,
     cmd_token_create,
@@ -127,6 +127,14 @@ def _watch(job_id: str) -> int:
 
 def cmd_watch(args) -> int:
     return _watch(args.job_id)
+
+
+def cmd_resume(args) -> int:
+    job = resume(args.job_id)
+    print(f"job {job['id']} resumed: {job['progress']}")
+    if args.watch:
+        return _watch(job["id"])
+    return 0
 
 
 def cmd_download(args) -> int:
@@ -251,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="progress bar until the job ends")
     watch.add_argument("job_id")
     watch.set_defaults(func=cmd_watch)
+    resume_parser = sub.add_parser("resume", help="run a failed or cancelled job again from where it stopped")
+    resume_parser.add_argument("job_id")
+    resume_parser.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    resume_parser.set_defaults(func=cmd_resume)
     dl = sub.add_parser("download", help="download a job's best weights (or one artifact)")
     dl.add_argument("job_id")
     dl.add_argument("-o", "--output")

@@ -19,7 +19,7 @@ from shared.models import Job, MetricRow, Stage, as_utc, utcnow
 from shared.references import DatasetRef, ModelRef, resolve_dataset, resolve_model
 from shared.schemas import JobCreate, JobPublic, Links, MetricRowPublic, StagePublic
 from shared.settings import Settings
-from shared.states import JobState, StageState, move_job, move_stage
+from shared.states import JobState, StageState, move_job, move_stage, resume_job
 from shared.storage import stage_dir_rel
 
 
@@ -189,6 +189,14 @@ def request_cancel(session: Session, job: Job) -> Job:
     return job
 
 
+def resume(session: Session, job: Job) -> Stage:
+    """Queue a failed or cancelled job again from its first unfinished stage (train stages continue from
+    their last.pt). Returns the stage to send to the broker; 409 for a job in any other state."""
+    stage = resume_job(job)
+    session.commit()
+    return stage
+
+
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None:
         return None
@@ -232,6 +240,7 @@ def links(job_id: str) -> Links:
         artifacts=f"{base}/artifacts",
         weights=f"{base}/weights",
         cancel=f"{base}/cancel",
+        resume=f"{base}/resume",
     )
 
 

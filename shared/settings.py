@@ -72,9 +72,35 @@ class Settings(BaseSettings):
     cancel_grace_s: float = Field(
         600.0, gt=0, description="After a cancel, how long a stage may run before it is killed."
     )
+    lease_ttl_s: float = Field(
+        60.0,
+        gt=0,
+        description="A running stage whose worker has not renewed its lease (heartbeat) for this long is taken "
+        "back by the reaper and queued again; must exceed a few heartbeat intervals and a database blip.",
+    )
+    reaper_interval_s: float = Field(10.0, gt=0, description="How often each worker's reaper looks for lost stages.")
+    max_stage_attempts: int = Field(
+        3, ge=1, le=100, description="A stage whose worker was lost this many times fails instead of running again."
+    )
+    requeue_queued_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="A stage queued in the database and unclaimed for this long is sent to the broker again "
+        "(the broker may have lost it); duplicates are harmless, claiming is a compare-and-set.",
+    )
+    fault_oom_epochs: str = Field(
+        "",
+        description="TEST ONLY, never set in production: comma-separated 1-based epochs at whose start a train "
+        "stage raises torch.cuda.OutOfMemoryError, each listed occurrence once per stage process "
+        "('2,2' fails epoch 2 twice). Exercises out-of-memory recovery on a machine without a GPU.",
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
+        if self.lease_ttl_s <= 2 * self.heartbeat_interval_s:
+            raise ValueError(
+                f"lease_ttl_s ({self.lease_ttl_s}) must exceed twice heartbeat_interval_s ({self.heartbeat_interval_s})"
+            )
         self.home = self.home.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'stagerun.db'}"
@@ -96,6 +122,11 @@ class Settings(BaseSettings):
     def token_file(self) -> Path:
         """The local admin token written on first start of the embedded default (mode 0600)."""
         return self.home / "api-token"
+
+    @property
+    def oom_fault_epochs(self) -> list[int]:
+        """``fault_oom_epochs`` parsed (test-only fault injection)."""
+        return [int(part) for part in self.fault_oom_epochs.replace(" ", "").split(",") if part]
 
     @property
     def is_embedded(self) -> bool:

@@ -68,6 +68,9 @@ class Stack:
             raise RuntimeError(f"could not make the local API token:\n{local.stdout}{local.stderr}")
         self.token, self.token_created = local.stdout.strip(), local.stderr.strip().endswith("created")
         self.start_process("api", python_module("shared.cli", "api"))
+        self.start_worker()
+
+    def start_worker(self) -> None:
         self.start_process("worker", python_module("shared.cli", "worker"))
 
     def auth_headers(self) -> dict[str, str]:

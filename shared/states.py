@@ -4,6 +4,9 @@ Job:   queued -> running -> succeeded | failed | cancelled   (queued -> cancelle
 Stage: pending -> queued -> running -> succeeded | failed | cancelled
        pending -> cancelled | skipped   (a stage after a failed or cancelled one never runs)
        running -> queued                (re-queued when its worker's lease expired)
+
+Resume (``resume_job``), the one way out of a terminal state: a failed or cancelled job goes back to
+queued, its first unfinished stage to queued and the stages after it to pending; succeeded stages stay.
 """
 
 from __future__ import annotations
@@ -123,3 +126,79 @@ def claim_stage(session: Session, stage_id: int, worker_id: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+RESUMABLE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELLED})
+
+
+def settle_job_after_stage(job: Job, stage: Stage, now: datetime | None = None) -> None:
+    """After ``stage`` failed or was cancelled: the stages after it never run and the job ends the same way."""
+    later = [s for s in job.stages if s.index > stage.index and not StageState(s.state).is_terminal()]
+    if stage.state == StageState.FAILED.value:
+        for rest in later:
+            move_stage(rest, StageState.SKIPPED, now=now)
+        move_job(job, JobState.FAILED, error=f"stage {stage.index + 1} ({stage.type}) failed: {stage.error}", now=now)
+    elif stage.state == StageState.CANCELLED.value:
+        for rest in later:
+            move_stage(rest, StageState.CANCELLED, now=now)
+        move_job(job, JobState.CANCELLED, error="cancelled by request", now=now)
+    else:
+        raise IllegalTransition(f"stage {stage.index} of job {job.id} is {stage.state}, neither failed nor cancelled")
+
+
+def take_back_lost_stage(
+    session: Session, stage: Stage, cutoff: datetime, max_attempts: int, now: datetime | None = None
+) -> StageState | None:
+    """A running stage whose lease (heartbeat) is older than ``cutoff``: its worker is gone.
+
+    Compare-and-set on the state and the heartbeat, so a worker that renewed its lease meanwhile keeps
+    its stage and two reapers never both act. The stage goes back to queued; a job cancelled meanwhile
+    ends cancelled; a stage whose worker was lost ``max_attempts`` times fails, failing the job, rather
+    than kill workers forever. Returns the stage's new state, None when it was not lost after all.
+    The caller commits (and enqueues a queued stage)."""
+    now = now or utcnow()
+    job = stage.job
+    if job.cancel_requested_at is not None:
+        new, error = StageState.CANCELLED, None
+    elif stage.attempt >= max_attempts:
+        new, error = StageState.FAILED, f"worker lost {stage.attempt} times (lease expired; attempts capped)"
+    else:
+        new, error = StageState.QUEUED, None
+    values: dict = {"state": new.value, "worker_id": None}
+    if new is StageState.QUEUED:
+        values["queued_at"] = now
+    else:
+        values.update(finished_at=now, error=error)
+    result = session.execute(
+        update(Stage)
+        .where(Stage.id == stage.id, Stage.state == StageState.RUNNING.value, Stage.heartbeat_at < cutoff)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    session.refresh(stage)
+    if new is not StageState.QUEUED:
+        settle_job_after_stage(job, stage, now=now)
+    return new
+
+
+def resume_job(job: Job, now: datetime | None = None) -> Stage:
+    """Queue a failed or cancelled job again from its first stage that did not succeed (a train stage
+    picks up its own last.pt). Attempts start over. Returns the stage to enqueue; the caller commits."""
+    if JobState(job.state) not in RESUMABLE_JOB_STATES:
+        raise IllegalTransition(f"job {job.id} is {job.state}; only a failed or cancelled job can be resumed")
+    unfinished = [s for s in job.stages if s.state != StageState.SUCCEEDED.value]
+    if not unfinished:
+        raise IllegalTransition(f"job {job.id} has no stage left to run")
+    if any(s.state == StageState.RUNNING.value for s in unfinished):
+        raise IllegalTransition(f"job {job.id} still has a running stage")
+    now = now or utcnow()
+    job.state = JobState.QUEUED.value
+    job.finished_at = job.error = job.cancel_requested_at = None
+    for stage in unfinished:
+        stage.state = StageState.PENDING.value
+        stage.error = stage.finished_at = stage.worker_id = None
+        stage.attempt = 0
+    move_stage(unfinished[0], StageState.QUEUED, now=now)
+    return unfinished[0]

@@ -20,9 +20,12 @@ def _fresh_connections(**_kwargs) -> None:
 
 
 @worker_ready.connect
-def _resend_queued(**_kwargs) -> None:
+def _resend_queued_and_start_reaper(**_kwargs) -> None:
+    from shared.settings import get_settings
     from worker.pipeline import requeue_queued_stages
+    from worker.reaper import Reaper
 
     count = requeue_queued_stages(enqueue_stage)
     if count:
         log.info("re-sent %d queued stage(s) to the broker", count)
+    Reaper(get_settings(), enqueue_stage).start()

@@ -20,10 +20,10 @@ from shared.db import session_scope
 from shared.jobs import summary
 from shared.models import Job, Stage, as_utc, utcnow
 from shared.settings import Settings, get_settings
-from shared.states import JobState, StageState, claim_stage, move_job, move_stage
+from shared.states import JobState, StageState, claim_stage, move_job, move_stage, settle_job_after_stage
 from shared.storage import job_dir_rel
 from worker.reporting import with_retry
-from worker.stages.base import EXIT_CANCELLED, EXIT_SUCCEEDED
+from worker.stages.base import EXIT_CANCELLED, EXIT_FAILED, EXIT_SUCCEEDED
 from worker.ultralytics_ext.offline import ultralytics_env
 
 log = logging.getLogger(__name__)
@@ -61,18 +61,24 @@ def launch(command: list[str], log_path: Path, settings: Settings) -> subprocess
 
 
 def _heartbeat(stage_id: int, job_id: str, me: str):
-    """Renew this worker's lease on the stage; returns when the job's cancel was requested, if it was."""
+    """Renew this worker's lease on the stage. Returns (still ours, when the job's cancel was requested):
+    a lease the reaper took back (this worker looked dead) is not renewed."""
 
     def beat(session):
-        session.execute(update(Stage).where(Stage.id == stage_id, Stage.worker_id == me).values(heartbeat_at=utcnow()))
-        return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
+        renewed = session.execute(
+            update(Stage)
+            .where(Stage.id == stage_id, Stage.worker_id == me, Stage.state == StageState.RUNNING.value)
+            .values(heartbeat_at=utcnow())
+        ).rowcount
+        return renewed == 1, session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
 
     return with_retry(beat)
 
 
-def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id: str, me: str) -> int:
+def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id: str, me: str) -> int | None:
     """Start the stage's own process and watch it: heartbeat the lease, and kill it if a cancelled
-    stage does not stop by itself within the grace period."""
+    stage does not stop by itself within the grace period. Returns its exit status, or None when the
+    lease was lost (the stage was given to another worker) and the process was killed."""
     process = launch([sys.executable, "-m", "worker.stage_process", str(stage_id)], stage_dir / "stage.log", settings)
     next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
     terminated_at: float | None = None
@@ -84,7 +90,12 @@ def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id
         if time.monotonic() < next_heartbeat:
             continue
         next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
-        cancel_requested_at = _heartbeat(stage_id, job_id, me)
+        still_ours, cancel_requested_at = _heartbeat(stage_id, job_id, me)
+        if not still_ours:
+            log.warning("stage %s: lease lost to the reaper; killing its process", stage_id)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return None
         if cancel_requested_at is None:
             continue
         waited = (utcnow() - as_utc(cancel_requested_at)).total_seconds()
@@ -97,19 +108,24 @@ def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id
 
 
 def _write_summary(settings: Settings, job: Job) -> None:
+    """Best effort: an unwritable artifact folder must not keep the job's end from being recorded."""
     job_dir = settings.artifacts_root / job_dir_rel(job.id)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / "summary.json").write_text(json.dumps(summary(job), indent=2, default=str))
+    try:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "summary.json").write_text(json.dumps(summary(job), indent=2, default=str))
+    except OSError as exc:
+        log.warning("job %s: could not write summary.json: %s", job.id, exc)
 
 
-def finish_stage(settings: Settings, stage_id: int, returncode: int) -> int | None:
-    """Record how a stage ended and move the job on. Returns the id of the stage to run next."""
+def finish_stage(settings: Settings, stage_id: int, returncode: int, me: str | None = None) -> int | None:
+    """Record how a stage ended and move the job on. Returns the id of the stage to run next.
+    With ``me``, only a stage this worker still holds the lease on."""
     next_stage_id = None
     with session_scope() as session:
         stage = session.get(Stage, stage_id)
         job = stage.job
-        if stage.state != StageState.RUNNING.value:
-            log.warning("stage %s is %s, not running; leaving it", stage_id, stage.state)
+        if stage.state != StageState.RUNNING.value or (me is not None and stage.worker_id != me):
+            log.warning("stage %s is %s (worker %s), not ours; leaving it", stage_id, stage.state, stage.worker_id)
             return None
         produced = (stage.results or {}).get("weights")
         if produced and stage.type == "train":
@@ -129,18 +145,23 @@ def finish_stage(settings: Settings, stage_id: int, returncode: int) -> int | No
                 next_stage_id = later[0].id
             else:
                 move_job(job, JobState.SUCCEEDED)
-        elif stage.state == StageState.FAILED.value:
-            for rest in later:
-                move_stage(rest, StageState.SKIPPED)
-            move_job(job, JobState.FAILED, error=f"stage {stage.index + 1} ({stage.type}) failed: {stage.error}")
-        else:
+        elif stage.state == StageState.SUCCEEDED.value:  # succeeded, but the job was cancelled meanwhile
             for rest in later:
                 move_stage(rest, StageState.CANCELLED)
             move_job(job, JobState.CANCELLED, error="cancelled by request")
+        else:
+            settle_job_after_stage(job, stage)
         session.flush()
         if JobState(job.state).is_terminal():
             _write_summary(settings, job)
     return next_stage_id
+
+
+def _record_error(stage_id: int, message: str) -> None:
+    def write(session) -> None:
+        session.get(Stage, stage_id).error = message
+
+    with_retry(write)
 
 
 def execute_stage(stage_id: int, enqueue: Enqueue, me: str | None = None) -> str:
@@ -159,8 +180,14 @@ def execute_stage(stage_id: int, enqueue: Enqueue, me: str | None = None) -> str
             move_job(job, JobState.RUNNING)
         stage_dir, job_id = settings.artifacts_root / stage.dir, job.id
     log.info("stage %s of job %s claimed by %s", stage_id, job_id, me)
-    returncode = run_stage_process(settings, stage_id, stage_dir, job_id, me)
-    next_stage_id = finish_stage(settings, stage_id, returncode)
+    try:
+        returncode = run_stage_process(settings, stage_id, stage_dir, job_id, me)
+    except OSError as exc:  # the stage folder or its log cannot be written: fail the stage, not the worker
+        _record_error(stage_id, f"artifact folder {stage_dir} is not writable: {exc}")
+        returncode = EXIT_FAILED
+    if returncode is None:
+        return "lease-lost"
+    next_stage_id = finish_stage(settings, stage_id, returncode, me)
     if next_stage_id is not None:
         enqueue(next_stage_id)
     return "succeeded" if returncode == EXIT_SUCCEEDED else _describe_exit(returncode)

@@ -88,6 +88,21 @@ class StageReporter:
 
         with_retry(write)
 
+    def info(self) -> dict:
+        """What earlier attempts of this stage recorded in ``stage.info``."""
+        return with_retry(lambda session: dict(session.get(Stage, self.stage_id).info or {}))
+
+    def append(self, topic: str, item: object) -> None:
+        """Add one item to the list under ``topic`` in ``stage.info``; the list outlives the stage process
+        (a resumed stage adds to what the earlier attempts recorded)."""
+
+        def write(session: Session) -> None:
+            stage = session.get(Stage, self.stage_id)
+            info = stage.info or {}
+            stage.info = {**info, topic: [*info.get(topic, []), item]}
+
+        with_retry(write)
+
     def error(self, message: str) -> None:
         def write(session: Session) -> None:
             session.get(Stage, self.stage_id).error = message

@@ -7,7 +7,10 @@ Exit status: 0 succeeded, 3 cancelled, anything else failed (the error text is o
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -88,6 +91,30 @@ def build_context(session: Session, settings: Settings, stage: Stage, reporter: 
     )
 
 
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
+
+
+def describe_failure(exc: Exception, stage_dir: Path) -> str:
+    """The error text stored on a failed stage; a full disk or an unwritable folder is named as such."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return f"cannot write artifacts in {exc.filename or stage_dir}: disk full or folder not writable - {text}"
+    return text
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when the worker that started it dies, so a killed worker leaves no
+    orphan training on; the reaper then hands the stage to a live worker, which resumes it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the request took effect
+        sys.exit(EXIT_FAILED)
+
+
 def run(stage_id: int) -> int:
     settings = get_settings()
     prepare_offline(settings.yolo_config_dir)
@@ -102,6 +129,9 @@ def run(stage_id: int) -> int:
         except StagerunError as exc:
             reporter.error(f"{exc.field or 'input'}: {exc.message}")
             return EXIT_FAILED
+        except OSError as exc:
+            reporter.error(f"artifact folder {settings.artifacts_root / stage.dir} is not writable: {exc}")
+            return EXIT_FAILED
         stage_type = stage.type
     log.info("stage %s (%s) of job %s starting on %s", stage_id, stage_type, context.job_id, context.device)
     try:
@@ -111,7 +141,7 @@ def run(stage_id: int) -> int:
         return EXIT_CANCELLED
     except Exception as exc:  # a failed stage records its error and fails the job; the worker lives on
         traceback.print_exc()
-        reporter.error(f"{type(exc).__name__}: {exc}")
+        reporter.error(describe_failure(exc, context.stage_dir))
         return EXIT_FAILED
     reporter.results(results)
     return EXIT_SUCCEEDED
@@ -119,6 +149,7 @@ def run(stage_id: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    die_with_parent()
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m worker.stage_process STAGE_ID", file=sys.stderr)

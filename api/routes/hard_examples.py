@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import SessionDep
+from api.deps import CurrentPrincipal, SessionDep, current_principal
+from api.responses import V1_ERRORS
 from shared import jobs
 from shared.errors import Conflict, NotFound
 from shared.schemas.hard_examples import HardExamplesPublic, HardImagePublic
 from shared.states import StageState
 from shared.storage import job_dir_rel
 
-router = APIRouter(prefix="/v1/jobs/{job_id}/stages", tags=["hard-examples"])
+router = APIRouter(
+    prefix="/v1/jobs/{job_id}/stages",
+    tags=["hard-examples"],
+    dependencies=[Depends(current_principal)],
+    responses=V1_ERRORS,
+)
 JobId = Annotated[str, Path(max_length=64)]
 StageIndex = Annotated[int, Path(ge=0, le=1000, description="The stage's index in the pipeline (from 0).")]
 
@@ -23,10 +29,11 @@ def hard_examples(
     job_id: JobId,
     index: StageIndex,
     session: SessionDep,
+    principal: CurrentPrincipal,
     top: Annotated[int, Query(ge=0, le=200, description="How many of the hardest images to list.")] = 20,
 ) -> HardExamplesPublic:
     """Summary of a finished mine stage: counts per kind and class, and the top hardest images."""
-    job = jobs.get_job(session, job_id)
+    job = jobs.get_job(session, job_id, principal)
     stage = next((s for s in job.stages if s.index == index), None)
     if stage is None:
         raise NotFound(f"job {job.id} has no stage {index} (it has {len(job.stages)})", field="index")

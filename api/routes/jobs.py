@@ -111,6 +111,20 @@ def cancel_job(job_id: JobId, session: SessionDep, principal: CurrentPrincipal) 
     return jobs.job_public(job)
 
 
+@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, responses=CONFLICT)
+def resume_job(job_id: JobId, session: SessionDep, principal: CurrentPrincipal) -> JobPublic:
+    """Run a failed or cancelled job again from its first unfinished stage; a train stage continues from
+    its own last.pt, losing at most the epoch that was in progress. 409 for a job in any other state."""
+    job = jobs.get_job(session, job_id, principal)
+    stage = jobs.resume(session, job)
+    job_cache().drop(job_id)
+    try:
+        enqueue_stage(stage.id)
+    except Exception:  # stored as queued; the workers' reaper sends it when the broker is back
+        log.exception("could not send stage %s of job %s to the broker", stage.id, job_id)
+    return jobs.job_public(job)
+
+
 def _snapshot(job_id: str, principal: Principal) -> dict:
     return json.loads(_job_json(job_id, principal))  # a stream wants its own fresh reads
 

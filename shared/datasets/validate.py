@@ -167,8 +167,7 @@ def _check_image(data: bytes) -> tuple[int, int] | str:
             size, kind = image.size, image.format
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError) as exc:
-        # ImportError: once Ultralytics is imported (a worker), its patched Image.open retries an unidentified
-        # image with pi_heif and raises ModuleNotFoundError when that is not installed
+        # ImportError: where Ultralytics is loaded it patches Image.open to retry unknown files with pi_heif
         return f"unreadable image ({exc.__class__.__name__}: {str(exc)[:100]})"
     if kind == "JPEG" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         return "truncated JPEG (no end-of-image marker)"

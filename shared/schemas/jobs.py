@@ -39,6 +39,7 @@ class Links(BaseModel):
     artifacts: str
     weights: str
     cancel: str
+    resume: str
 
 
 class StagePublic(BaseModel):

@@ -15,16 +15,21 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Gain = Annotated[float, Field(ge=0.0, le=100.0)]
 ImageSize = Annotated[int, Field(ge=32, le=4096, multiple_of=32, description="Square image size, a multiple of 32.")]
 Batch = Annotated[
-    int | float,
-    Field(description="Images per batch (1-1024), -1 for Ultralytics AutoBatch, or a GPU-memory fraction in (0, 1)."),
+    int | float | Literal["auto"],
+    Field(
+        description="Images per batch (1-1024), -1 for Ultralytics AutoBatch, a GPU-memory fraction in (0, 1), "
+        "or 'auto': batch, imgsz ceiling and model size from the GPU tier of the free VRAM (train only)."
+    ),
 ]
 
 OPTIMIZERS = ("auto", "SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp")
 
 
 def check_batch(batch: object) -> object:
+    if batch == "auto":
+        return batch
     if isinstance(batch, bool) or not isinstance(batch, int | float):
-        raise ValueError("batch must be a number")
+        raise ValueError("batch must be a number or 'auto'")
     if isinstance(batch, int) or float(batch).is_integer():
         if int(batch) == -1 or 1 <= int(batch) <= 1024:
             return int(batch)

@@ -4,7 +4,7 @@ from shared.synthetic import make_dataset
 from tests.e2e.stack import Stack, free_port
 
 
-def make_stack(tmp_path_factory, name: str, extra_env: dict[str, str]) -> Stack:
+def make_stack(tmp_path_factory, name: str, extra_env: dict[str, str], stack_class: type[Stack] = Stack) -> Stack:
     home = tmp_path_factory.mktemp(name)
     env = {
         "STAGERUN_HOME": str(home / "var"),
@@ -12,7 +12,7 @@ def make_stack(tmp_path_factory, name: str, extra_env: dict[str, str]) -> Stack:
         "STAGERUN_HEARTBEAT_INTERVAL_S": "1",
         **extra_env,
     }
-    stack = Stack(env, home / "logs")
+    stack = stack_class(env, home / "logs")
     stack.home = home / "var"
     make_dataset(home / "var" / "datasets" / "tiny", train=8, val=4, size=64, seed=3)
     return stack

@@ -1,9 +1,12 @@
 """Our DetectionTrainer subclass. With no stagerun options it trains exactly as Ultralytics does;
 it only hands each results.csv row to callbacks as the epoch ends. Loss options install a
-``StagerunDetectionLoss`` on this trainer's model only; ``llrd`` splits the optimizer's groups by layer."""
+``StagerunDetectionLoss`` on this trainer's model only; ``llrd`` splits the optimizer's groups by layer.
+Data options (thin boxes, weighted sampling, rare-class copy-paste) come from ``TrainingDataMixin``."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 
 from ultralytics.models.yolo.detect import DetectionTrainer
@@ -17,6 +20,7 @@ from worker.ultralytics_ext.assigner import ThinAwareAssigner
 from worker.ultralytics_ext.llrd import layer_index, layer_lr_factors, split_by_layer
 from worker.ultralytics_ext.loss import LossSettings, StagerunDetectionLoss
 from worker.ultralytics_ext.starvation import StarvationCollector
+from worker.ultralytics_ext.training_data import TrainingDataMixin
 
 
 def _plain(value: object) -> float | int | str:
@@ -25,7 +29,7 @@ def _plain(value: object) -> float | int | str:
     return value if isinstance(value, int | str) else float(value)
 
 
-class StagerunTrainer(DetectionTrainer):
+class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
     """``results_row`` holds the newest results.csv row (the same columns and values Ultralytics writes),
     so an ``on_fit_epoch_end`` callback can store it the moment the epoch ends.
 
@@ -36,6 +40,7 @@ class StagerunTrainer(DetectionTrainer):
     results_row: dict | None = None
     options: TrainingOptions | None = None
     reporter: StageReporter | None = None
+    keep_resumable: bool = False  # set by a stage that stops early (cancel): last.pt must stay resumable
 
     @classmethod
     def for_stage(cls, options: TrainingOptions | None, reporter: StageReporter | None) -> type[StagerunTrainer]:
@@ -55,6 +60,34 @@ class StagerunTrainer(DetectionTrainer):
         """Store a fact about this run on the stage (``stage.info[topic]``), when running as a stage."""
         if self.reporter is not None:
             self.reporter.record(topic, value)
+
+    def save_model(self):
+        """Ultralytics writes last.pt and best.pt in place, so a worker killed mid-write would leave a
+        truncated last.pt that cannot be resumed. Here they are written under temporary names, then
+        renamed: a rename is atomic, so last.pt is always the previous or the new complete checkpoint."""
+        last, best = self.last, self.best
+        partials = {last: last.with_name(f".{last.name}.partial"), best: best.with_name(f".{best.name}.partial")}
+        self.last, self.best = partials[last], partials[best]
+        try:
+            saved = super().save_model()
+        finally:
+            self.last, self.best = last, best
+        for final, partial in partials.items():
+            if partial.exists():
+                os.replace(partial, final)
+        return saved
+
+    def final_eval(self):
+        """Ultralytics strips the optimizer from last.pt and marks it finished (epoch -1) here; a stage
+        stopped early keeps its resumable last.pt instead, so that resuming the job continues it."""
+        if not (self.keep_resumable and self.last.exists()):
+            return super().final_eval()
+        resumable = self.last.with_name("last.resumable.pt")
+        shutil.copy2(self.last, resumable)
+        try:
+            return super().final_eval()
+        finally:
+            resumable.replace(self.last)
 
     def loss_settings(self) -> LossSettings | None:
         """What the stage asks of the loss, or None when it asks nothing (Ultralytics' own loss is kept)."""

@@ -1,0 +1,225 @@
+"""Faults a running stagerun must survive, against real processes and services: PostgreSQL (through a
+TCP proxy the test can cut), the test's own Redis server, a real API and a real Celery worker.
+
+Leases are short here (heartbeat 1 s, lease 12 s, reaper every 1 s, unclaimed queued stages re-sent
+after 5 s) so that recovery takes seconds; production defaults are in shared/settings.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from shared.queue import RUN_STAGE_TASK, make_celery
+from shared.settings import Settings
+from shared.stack import python_module
+from tests.e2e.checks import tiny_pipeline
+from tests.e2e.conftest import make_stack
+from tests.e2e.faults import RedisServer, TcpProxy, stage_processes
+from tests.e2e.stack import Stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.production]
+ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+LEASE_TTL_S = 12
+
+
+class FaultStack(Stack):
+    """The API and a two-slot worker; the worker leads its own process group so a test can SIGKILL the
+    whole group (main process and pool children) as a crash or the OOM killer would."""
+
+    def start_worker(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / "worker.log").open("ab") as output:
+            self.processes["worker"] = subprocess.Popen(
+                python_module("shared.cli", "worker", "--concurrency", "2"),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+
+    def kill_worker_group(self) -> None:
+        worker = self.processes["worker"]
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+
+    def restart_api(self) -> None:
+        api = self.processes["api"]
+        api.send_signal(signal.SIGTERM)
+        api.wait(timeout=30)
+        self.start_process("api", python_module("shared.cli", "api"))
+        self.wait_ready()
+
+    def submit(self, pipeline: dict) -> str:
+        with self.client() as client:
+            response = client.post("/v1/jobs", json=pipeline)
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    def rows(self, job_id: str) -> list[int]:
+        with self.client() as client:
+            return [r["epoch"] for r in client.get(f"/v1/jobs/{job_id}/metrics").json()["rows"]]
+
+
+@pytest.fixture(scope="module")
+def database():
+    name = f"stagerun_faults_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    proxy = TcpProxy(5432)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, database, proxy, broker):
+    queue = f"stagerun-faults-{uuid.uuid4().hex[:8]}"
+    env = {
+        "STAGERUN_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{database}",
+        "STAGERUN_BROKER_URL": broker.url,
+        "STAGERUN_QUEUE": queue,
+        "STAGERUN_LEASE_TTL_S": str(LEASE_TTL_S),
+        "STAGERUN_REAPER_INTERVAL_S": "1",
+        "STAGERUN_REQUEUE_QUEUED_AFTER_S": "5",
+    }
+    stack = make_stack(tmp_path_factory, "faults", env, stack_class=FaultStack)
+    stack.up()
+    yield stack
+    stack.stop()
+
+
+def train_only(epochs: int) -> dict:
+    pipeline = tiny_pipeline(epochs=epochs)
+    return {**pipeline, "stages": pipeline["stages"][:1]}
+
+
+def stage_row(database: str, job_id: str, index: int = 0) -> dict:
+    """A stage as the database holds it (read directly, not through the proxy or the API)."""
+    with psycopg.connect(f"{ADMIN_DSN.replace('dbname=test', f'dbname={database}')}") as connection:
+        cursor = connection.execute(
+            "SELECT id, state, attempt, worker_id, info FROM stages WHERE job_id = %s AND index = %s", (job_id, index)
+        )
+        names = [column.name for column in cursor.description]
+        return dict(zip(names, cursor.fetchone(), strict=True))
+
+
+def test_duplicate_delivery_runs_the_stage_once(stack, database, broker):
+    job_id = stack.submit(train_only(epochs=1))
+    stage_id = stage_row(database, job_id)["id"]
+    sender = make_celery(Settings(broker_url=broker.url, queue=stack.env["STAGERUN_QUEUE"], home=stack.home))
+    for _ in range(3):  # the worker has a second free slot: a duplicate may arrive while the stage runs
+        sender.send_task(RUN_STAGE_TASK, args=[stage_id], queue=stack.env["STAGERUN_QUEUE"])
+    job = stack.wait_done(job_id, timeout_s=300)
+    assert job["state"] == "succeeded", job
+    assert job["stages"][0]["attempt"] == 1 and stack.rows(job_id) == [1]
+    stage_log = (stack.home / "artifacts" / job["stages"][0]["dir"] / "stage.log").read_text()
+    assert stage_log.count(f"stage {stage_id} (train) of job {job_id} starting") == 1
+    deadline = time.monotonic() + 30  # all four messages are consumed; three of them claim nothing
+    while (stack.log_dir / "worker.log").read_text().count("not-claimed") < 3:
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(0.5)
+
+
+def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
+    job_id = stack.submit(train_only(epochs=4))
+    stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 2, timeout_s=300, interval_s=0.2)
+    done_at_kill = len(stack.rows(job_id))
+    before = stage_row(database, job_id)
+    home = Path(stack.env["STAGERUN_HOME"])
+    assert len(stage_processes(before["id"], home)) == 1  # the check below sees a live stage process
+    stack.kill_worker_group()
+    killed_at = time.monotonic()
+    time.sleep(1)
+    assert (
+        stage_processes(before["id"], Path(stack.env["STAGERUN_HOME"])) == []
+    )  # the stage process died with its worker, no orphan trains on
+    assert stage_row(database, job_id)["state"] == "running"  # the lease has not expired yet
+
+    stack.start_worker()
+    stack.wait_for(job_id, lambda j: j["stages"][0]["attempt"] == 2, timeout_s=120, interval_s=0.5)
+    recovered_s = time.monotonic() - killed_at
+    job = stack.wait_done(job_id)
+    train = job["stages"][0]
+    assert job["state"] == "succeeded", job
+    assert stack.rows(job_id) == [1, 2, 3, 4]  # no gap, no duplicate
+    resumed = train["info"]["resumed"]
+    assert len(resumed) == 1 and resumed[0]["checkpoint"] == f"{train['dir']}/weights/last.pt"
+    # at most the epoch in progress is trained again (none when its last.pt was saved before the kill)
+    assert resumed[0]["from_epoch"] in (done_at_kill + 1, done_at_kill + 2), (resumed, done_at_kill)
+    assert train["worker_id"] != before["worker_id"]
+    print(
+        f"\nworker SIGKILL: {done_at_kill} epochs done, resumed at {resumed[0]['from_epoch']}, "
+        f"recovered in {recovered_s:.1f}s (lease {LEASE_TTL_S}s)"
+    )
+
+
+def test_api_restart_loses_nothing(stack):
+    job_id = stack.submit(train_only(epochs=2))
+    stack.wait_for(job_id, lambda j: j["state"] == "running", timeout_s=120, interval_s=0.2)
+    stack.restart_api()
+    job = stack.wait_done(job_id)
+    assert job["state"] == "succeeded" and stack.rows(job_id) == [1, 2]
+
+
+def test_resume_cancelled_job_continues_from_last_pt(stack):
+    job_id = stack.submit(train_only(epochs=3))
+    stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 1, timeout_s=300, interval_s=0.2)
+    with stack.client() as client:
+        assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+    cancelled = stack.wait_done(job_id)
+    assert cancelled["state"] == "cancelled"
+    done = cancelled["stages"][0]["epoch"]
+    assert 1 <= done < 3
+    resumed = stack.stagerun("resume", job_id, "--watch", timeout=400)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    job = stack.wait_done(job_id)
+    assert job["state"] == "succeeded" and stack.rows(job_id) == [1, 2, 3]
+    assert job["stages"][0]["info"]["resumed"][-1]["from_epoch"] == done + 1
+
+
+def test_broker_restarted_with_jobs_queued(stack, broker):
+    running = [stack.submit(train_only(epochs=2)) for _ in range(2)]  # both worker slots busy
+    queued = stack.submit(train_only(epochs=1))
+    stack.wait_for(running[1], lambda j: j["state"] == "running", timeout_s=120, interval_s=0.2)
+    broker.stop()  # no persistence: the queued message is gone
+    during = stack.submit(train_only(epochs=1))  # stored although it cannot be sent
+    time.sleep(2)
+    broker.start()
+    for job_id in [*running, queued, during]:
+        job = stack.wait_done(job_id, timeout_s=400)
+        assert job["state"] == "succeeded", job
+        assert job["stages"][0]["attempt"] == 1
+
+
+def test_database_unreachable_during_writes(stack, proxy):
+    job_id = stack.submit(train_only(epochs=3))
+    stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 1, timeout_s=300, interval_s=0.2)
+    proxy.cut(3.0)
+    job = stack.wait_done(job_id)
+    assert job["state"] == "succeeded", job
+    train = job["stages"][0]
+    assert stack.rows(job_id) == [1, 2, 3] and train["attempt"] == 1  # retried, not taken back
+    stage_log = (stack.home / "artifacts" / train["dir"] / "stage.log").read_text()
+    worker_log = (stack.log_dir / "worker.log").read_text()
+    assert "database write failed" in stage_log + worker_log
