@@ -185,8 +185,8 @@ def train_all(args, workdir: Path, data_yaml: Path) -> dict:
     results = {}
     for name in args.configs:
         options = PLAIN.model_copy(update={"starvation_batches": args.starvation_batches})
-        if CONFIGS[name] is not None:
-            options = TrainingOptions(thin_assigner=CONFIGS[name], starvation_batches=args.starvation_batches)
+        if name != "plain":  # thin_boxes_only: stagerun's thin-box keeping with Ultralytics' assigner
+            options = TrainingOptions(thin_assigner=CONFIGS.get(name), starvation_batches=args.starvation_batches)
         best, seconds, recorded = train(args.model, data_yaml, options, args, workdir, name.replace("+", "_"))
         results[name] = {
             "seconds": round(seconds, 1),
@@ -217,7 +217,8 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=[*CONFIGS, "thin_boxes_only"],
+                        help="train: 'thin_boxes_only' is plain plus stagerun's thin-box keeping")
     parser.add_argument("--starvation-batches", type=int, default=6)
     parser.add_argument("--tiles", type=int, default=96, help="starvation: training tiles measured")
     parser.add_argument("--weights", type=Path, help="starvation: the model to measure with (else a warm-up run)")
