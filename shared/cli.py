@@ -22,7 +22,7 @@ from shared.local_commands import (
     ensure_local_token,
     print_local_token,
 )
-from shared.progress import follow, per_class_table
+from shared.progress import follow, per_class_table, starvation_table
 from shared.settings import get_settings
 from shared.stack import Stack, api_command, python_module, worker_command
 
@@ -102,6 +102,10 @@ def _print_job(job: dict) -> None:
         if stage.get("error"):
             line += f"\n     error: {stage['error'].strip().splitlines()[-1]}"
         print(line)
+        starvation = (stage.get("info") or {}).get("starvation")
+        if starvation:
+            print("     boxes without a learning signal (starvation report):")
+            print("\n".join("     " + row for row in starvation_table(starvation).splitlines()))
     if job.get("error"):
         print(f"  error: {job['error'].strip().splitlines()[0]}")
 

@@ -115,4 +115,7 @@ def cmd_dataset_check(args) -> int:
         print(f"  {entry['name']} ({entry['instances']} boxes): thin side {entry['median_thin_side_px']:.2f} px, {at}")
         for reason in entry["reasons"]:
             print(f"    - {reason}")
+    if at_risk:
+        print("train with `thin_assigner: {}` on the train stage; its starvation report (stagerun status) "
+              "shows whether these classes get a learning signal")
     return 0 if report.valid else 1

@@ -85,3 +85,24 @@ def per_class_table(metrics: dict) -> str:
             f"{fmt(row['recall']):>8}{fmt(row['mAP50']):>8}{fmt(row['mAP50-95']):>10}"
         )
     return "\n".join(lines)
+
+
+def starvation_table(report: dict) -> str:
+    """A plain-text table of a train stage's starvation report (``info["starvation"]``): per class, the share of
+    ground-truth boxes with no positive anchor and with a ~0 class target, at the first and the last epoch."""
+    phases = [phase for phase in ("first_epoch", "last_epoch") if phase in report]
+    if len(phases) == 2 and report["first_epoch"]["epoch"] == report["last_epoch"]["epoch"]:
+        phases = ["first_epoch"]  # a one-epoch run: the same measurement twice
+    header = f"{'class':<16}{'boxes':>7}"
+    for phase in phases:
+        header += f"{'epoch ' + str(report[phase]['epoch']) + ' unanchored':>22}{'starved':>9}"
+    lines = [header]
+    classes = dict.fromkeys(name for phase in phases for name in report[phase]["classes"])
+    for name in classes:
+        cells = [report[phase]["classes"].get(name) for phase in phases]
+        boxes = max((cell["boxes"] for cell in cells if cell), default=0)
+        line = f"{name[:15]:<16}{boxes:>7}"
+        for cell in cells:
+            line += f"{'-':>22}{'-':>9}" if cell is None else f"{cell['unanchored']:>22.1%}{cell['starved']:>9.1%}"
+        lines.append(line)
+    return "\n".join(lines)

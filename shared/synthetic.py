@@ -14,7 +14,9 @@ from PIL import Image, ImageDraw
 CLASS_NAMES = ("square", "disc", "bar")
 
 
-def _draw_image(rng: np.random.Generator, size: int, max_objects: int) -> tuple[Image.Image, list[tuple]]:
+def _draw_image(
+    rng: np.random.Generator, size: int, max_objects: int, bar_px: tuple[int, int]
+) -> tuple[Image.Image, list[tuple]]:
     background = rng.integers(90, 166, size=(size, size, 3), dtype=np.uint8)
     image = Image.fromarray(background)
     draw = ImageDraw.Draw(image)
@@ -22,7 +24,7 @@ def _draw_image(rng: np.random.Generator, size: int, max_objects: int) -> tuple[
     for _ in range(int(rng.integers(1, max_objects + 1))):
         class_id = int(rng.integers(0, len(CLASS_NAMES)))
         if class_id == 2:
-            w, h = int(rng.integers(2, 5)), int(rng.integers(size // 4, size // 2))
+            w, h = int(rng.integers(bar_px[0], bar_px[1] + 1)), int(rng.integers(size // 4, size // 2))
         else:
             w = h = int(rng.integers(max(8, size // 8), max(12, size // 3)))
         x0, y0 = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
@@ -38,9 +40,17 @@ def _draw_image(rng: np.random.Generator, size: int, max_objects: int) -> tuple[
 
 
 def make_dataset(
-    root: Path, train: int = 8, val: int = 4, test: int = 0, size: int = 96, seed: int = 0, max_objects: int = 4
+    root: Path,
+    train: int = 8,
+    val: int = 4,
+    test: int = 0,
+    size: int = 96,
+    seed: int = 0,
+    max_objects: int = 4,
+    bar_px: tuple[int, int] = (2, 4),
 ) -> Path:
-    """Write images/, labels/ and data.yaml under ``root``; returns the data.yaml path."""
+    """Write images/, labels/ and data.yaml under ``root``; returns the data.yaml path.
+    ``bar_px``: the narrowest and widest bar, in pixels ((1, 1) for 1 px bars, as thin as a stem)."""
     rng = np.random.default_rng(seed)
     splits = {"train": train, "val": val, "test": test}
     for split, count in splits.items():
@@ -49,7 +59,7 @@ def make_dataset(
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            image, labels = _draw_image(rng, size, max_objects)
+            image, labels = _draw_image(rng, size, max_objects, bar_px)
             stem = f"{split}_{i:04d}"
             image.save(root / "images" / split / f"{stem}.png")
             lines = [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, x, y, w, h in labels]

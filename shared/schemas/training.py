@@ -84,6 +84,27 @@ class ThinBoxes(Options):
     max_aspect_ratio: float = Field(1000.0, ge=1.0, le=100_000.0)
 
 
+class ThinAssigner(Options):
+    """Task-aligned assignment that gives thin boxes (stems, barlines, cracks: 1-3 px wide) a learning signal.
+
+    Ultralytics' assigner aligns anchors by CIoU, whose aspect-ratio penalty drives it to 0 for a thin box
+    against the square-ish boxes a model predicts (no anchor is picked); and its metric, score^0.5 x IoU^6, falls
+    under the normaliser's 1e-9 eps for IoU below ~0.03, so the class target and box-loss weight stay ~0.
+    Measurements behind the defaults: docs/benchmarks.md."""
+
+    iou: Literal["ciou", "iou"] = Field(
+        "iou", description="Alignment IoU: 'ciou' as Ultralytics, or 'iou', which ignores aspect ratio."
+    )
+    target_floor: float = Field(
+        0.1, ge=0.0, le=1.0, description="Lowest class target of a positive anchor (0 = no floor)."
+    )
+    floor_on: Literal["all", "starved"] = Field(
+        "starved",
+        description="'starved': floor only the anchors of boxes whose best target would be ~0 (< 1e-3); "
+        "'all': every positive anchor.",
+    )
+
+
 class TrainingOptions(Options):
     """Mixed into the train stage; see each model for the fields."""
 
@@ -94,6 +115,16 @@ class TrainingOptions(Options):
     copy_paste_rare: CopyPasteRare | None = None
     thin_boxes: ThinBoxes | None = Field(
         default_factory=ThinBoxes, description="null restores Ultralytics' own rule (drop boxes of 2 px or less)."
+    )
+    thin_assigner: ThinAssigner | None = Field(
+        None, description="Thin-aware task-aligned assigner; null keeps Ultralytics' own assigner."
+    )
+    starvation_batches: int = Field(
+        8,
+        ge=0,
+        le=1000,
+        description="Training batches of the first and the last epoch on which the starvation report "
+        "(per class: boxes with no positive anchor, boxes with a ~0 target) is measured; 0 turns it off.",
     )
     freeze: int | list[Annotated[int, Field(ge=0, le=1000)]] | None = Field(
         None, description="Freeze the first N layers, or the listed layer indices."

@@ -3,6 +3,7 @@
 import pytest
 
 from tests.e2e.checks import check_metric_rows_match_results_csv, check_weights_download_and_plain_load, tiny_pipeline
+from tests.e2e.stack import load_in_plain_ultralytics
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +86,9 @@ def test_cancel_stops_within_one_epoch(stack):
 
 def test_cli_submit_watch_status_download(stack, tmp_path):
     pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text("dataset: tiny\nstages:\n  - {type: train, epochs: 1, imgsz: 64, batch: 4, workers: 0}\n")
+    pipeline.write_text(
+        "dataset: tiny\nstages:\n  - {type: train, epochs: 1, imgsz: 64, batch: 4, workers: 0, thin_assigner: {}}\n"
+    )
     submitted = stack.stagerun("submit", str(pipeline), "--watch", timeout=300)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     job_id = submitted.stdout.splitlines()[0].strip()
@@ -94,11 +97,21 @@ def test_cli_submit_watch_status_download(stack, tmp_path):
 
     status = stack.stagerun("status", job_id)
     assert status.returncode == 0 and f"job {job_id}" in status.stdout and "01 train" in status.stdout
+    with stack.client() as client:
+        info = client.get(f"/v1/jobs/{job_id}").json()["stages"][0]["info"]
+    assert info["thin_assigner"] == {"iou": "iou", "target_floor": 0.1, "floor_on": "starved"}
+    measured = info["starvation"]["first_epoch"]
+    assert measured["epoch"] == 1 and measured["batches"] == 2 and measured["classes"]  # the loss is built before batch 1
+    assert "starvation report" in status.stdout
+    for name, shares in measured["classes"].items():
+        assert any(line.split()[:2] == [name, str(shares["boxes"])] for line in status.stdout.splitlines())
 
     weights = tmp_path / "out" / "best.pt"
     downloaded = stack.stagerun("download", job_id, "-o", str(weights))
     assert downloaded.returncode == 0, downloaded.stderr
     assert weights.read_bytes()[:4] == b"PK\x03\x04"
+    image = next((stack.home / "datasets" / "tiny" / "images" / "val").glob("*.png"))
+    assert "names ['bar', 'disc', 'square']" in load_in_plain_ultralytics(weights, image, tmp_path / "plain")
     csv_file = tmp_path / "results.csv"
     artifact = stack.stagerun("download", job_id, "--artifact", "01-train/results.csv", "-o", str(csv_file))
     assert artifact.returncode == 0 and csv_file.read_text().startswith("epoch,time,")

@@ -147,6 +147,7 @@ def test_cli_dataset_check(tmp_path, capsys):
     assert main(["dataset", "check", str(dataset), "--imgsz", "320"]) == 0
     out = capsys.readouterr().out
     assert "valid; images {'train': 6, 'val': 2}" in out and "classes at risk:\n  bar (" in out and "@320" in out
+    assert "thin_assigner: {}" in out
     (dataset / "labels/train/train_0000.txt").write_text("9 0.5 0.5 0.1 0.1\n")
     assert main(["dataset", "check", str(dataset)]) == 1
     assert "class_out_of_range" in capsys.readouterr().out

@@ -41,6 +41,11 @@ def test_valid_pipeline_and_defaults():
         ({"type": "train", "mosaic": 1.5}, "stages.0.train.mosaic", "less than or equal to 1"),
         ({"type": "train", "epochs": 3, "close_mosaic": 5}, "stages.0.train.close_mosaic", "exceeds epochs"),
         ({"type": "train", "cache": "gpu"}, "stages.0.train.cache", "Input should be"),
+        ({"type": "train", "thin_assigner": {"iou": "giou"}}, "stages.0.train.thin_assigner.iou", "Input should be"),
+        ({"type": "train", "thin_assigner": {"target_floor": 1.5}}, "stages.0.train.thin_assigner.target_floor", "less"),
+        ({"type": "train", "thin_assigner": {"floor_on": "some"}}, "stages.0.train.thin_assigner.floor_on", "Input"),
+        ({"type": "train", "thin_assigner": {"floor": 0.1}}, "stages.0.train.thin_assigner.floor", "Extra inputs"),
+        ({"type": "train", "starvation_batches": -1}, "stages.0.train.starvation_batches", "greater than or equal"),
         ({"type": "evaluate", "split": "holdout"}, "stages.0.evaluate.split", "Input should be"),
         ({"type": "evaluate", "conf": 1.0}, "stages.0.evaluate.conf", "less than 1"),
         ({"type": "explode"}, "stages.0", "does not match any of the expected tags"),
@@ -67,3 +72,10 @@ def test_named_optimizer_accepts_learning_rates():
 def test_stagerun_fields_are_not_passed_to_ultralytics():
     stage = TrainStage.model_validate({"type": "train", "start_from": "model", "name": "warmup"})
     assert "start_from" not in stage.ultralytics_args() and "name" not in stage.ultralytics_args()
+
+
+def test_thin_assigner_defaults_and_it_stays_out_of_ultralytics_args():
+    stage = TrainStage.model_validate({"type": "train", "thin_assigner": {}})
+    assert stage.thin_assigner.model_dump() == {"iou": "iou", "target_floor": 0.1, "floor_on": "starved"}
+    assert TrainStage.model_validate({"type": "train"}).thin_assigner is None
+    assert not {"thin_assigner", "starvation_batches"} & set(stage.ultralytics_args())

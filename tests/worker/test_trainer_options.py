@@ -82,7 +82,7 @@ def plain(data_yaml: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_options_off_install_nothing_and_train_exactly_like_plain_ultralytics(data_yaml, tmp_path, plain) -> None:
-    options = TrainingOptions(thin_boxes=None)
+    options = TrainingOptions(thin_boxes=None, starvation_batches=0)
     ours, criteria = train(data_yaml, tmp_path, "ours", StagerunTrainer.for_stage(options, Recorded()))
     plain_trainer, plain_criteria = plain
     assert criteria == plain_criteria == [v8DetectionLoss]

@@ -16,8 +16,10 @@ from ultralytics.utils.torch_utils import unwrap_model
 from shared.class_weights import class_weights
 from shared.schemas.training import TrainingOptions
 from worker.reporting import StageReporter
+from worker.ultralytics_ext.assigner import ThinAwareAssigner
 from worker.ultralytics_ext.llrd import layer_index, layer_lr_factors, split_by_layer
 from worker.ultralytics_ext.loss import LossSettings, StagerunDetectionLoss
+from worker.ultralytics_ext.starvation import StarvationCollector
 from worker.ultralytics_ext.training_data import TrainingDataMixin
 
 
@@ -43,6 +45,16 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
     @classmethod
     def for_stage(cls, options: TrainingOptions | None, reporter: StageReporter | None) -> type[StagerunTrainer]:
         return type(cls.__name__, (cls,), {"options": options, "reporter": reporter})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.options is not None and self.options.starvation_batches:
+            names = self.data["names"]
+            report = StarvationCollector(len(names), names, self.options.starvation_batches, self.record_starvation)
+            report.attach(self)
+
+    def record_starvation(self, report: dict) -> None:
+        self.record("starvation", report)
 
     def record(self, topic: str, value: object) -> None:
         """Store a fact about this run on the stage (``stage.info[topic]``), when running as a stage."""
@@ -81,7 +93,10 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         """What the stage asks of the loss, or None when it asks nothing (Ultralytics' own loss is kept)."""
         options = self.options
         if options is None or (
-            options.class_weights is None and options.focal is None and options.small_object_gain is None
+            options.class_weights is None
+            and options.focal is None
+            and options.small_object_gain is None
+            and options.thin_assigner is None
         ):
             return None
         weights = None
@@ -105,8 +120,14 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         return [int(count) for count in self.get_class_counts()]
 
     def build_criterion(self, model, settings: LossSettings) -> StagerunDetectionLoss:
-        """The one place the stage's loss is built (subclasses pass their own assigner here)."""
-        return StagerunDetectionLoss(model, settings)
+        """The one place the stage's loss is built (subclasses pass their own assigner here). A ``thin_assigner``
+        replaces the loss's assigner with a ``ThinAwareAssigner`` of the same top-k, alpha, beta and strides."""
+        criterion = StagerunDetectionLoss(model, settings)
+        thin = self.options.thin_assigner
+        if thin is not None:
+            criterion.task_assigner = ThinAwareAssigner.like(criterion.task_assigner, thin)
+            self.record("thin_assigner", thin.model_dump())
+        return criterion
 
     def set_class_weights(self) -> None:
         """Ultralytics computes its ``cls_pw`` weights here, once the training labels are loaded and before
@@ -120,7 +141,7 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         model = getattr(model, "student_model", model)  # distillation: the student builds the criterion
         if getattr(model.model[-1], "one2one_cv2", None) is not None:
             raise ValueError(
-                "class_weights, focal and small_object_gain need a YOLOv8-style detection head; "
+                "class_weights, focal, small_object_gain and thin_assigner need a YOLOv8-style detection head; "
                 f"this model ({self.args.model}) has an end-to-end head (one-to-one branch)"
             )
         criterion = self.build_criterion(model, settings)

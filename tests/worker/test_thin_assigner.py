@@ -1,0 +1,142 @@
+"""The thin-aware assigner on hand-made tensors: a 128 px image, anchors at strides 8/16/32, every anchor
+predicting a 64 x 64 box centred on itself with score 0.5. Box 0 is 1 px wide and 80 px tall (a stem);
+box 1 is an ordinary 24 x 24 square.
+
+For the stem, a 64 x 64 prediction from an anchor near it covers 1 x 64 px of it: IoU 64 / (4096 + 80 - 64)
+= 0.01556. Its CIoU is below 0 (clamped to 0, so top-k picks no anchor inside it), and with plain IoU its metric
+0.5^0.5 x 0.01556^6 = 1.006e-11 sits under the normaliser's 1e-9 eps, so its best target is
+0.01556 x 1.006e-11 / (1.006e-11 + 1e-9) = 1.55e-4, i.e. ~0."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ultralytics.utils.tal import TaskAlignedAssigner, make_anchors
+
+from worker.ultralytics_ext.assigner import ThinAwareAssigner, floor_class_targets
+from worker.ultralytics_ext.starvation import STARVED_TARGET, box_assignment, class_counts, starvation_table
+
+ASSIGNER_ARGS = {"topk": 10, "num_classes": 3, "alpha": 0.5, "beta": 6.0, "stride": [8, 16, 32]}
+STEM, SQUARE = 0, 1
+
+
+def anchor_points(size: int = 128) -> torch.Tensor:
+    strides = torch.tensor([8.0, 16.0, 32.0])
+    feats = [torch.zeros(1, 1, size // int(s), size // int(s)) for s in strides]
+    points, stride_tensor = make_anchors(feats, strides, 0.5)
+    return points * stride_tensor
+
+
+def assign(assigner, side: float = 64.0, gt_bboxes=None, gt_labels=None):
+    points = anchor_points()
+    pd_bboxes = torch.cat([points - side / 2, points + side / 2], 1)[None]
+    pd_scores = torch.full((1, len(points), 3), 0.5)
+    gt_labels = torch.tensor([[[1.0], [0.0]]]) if gt_labels is None else gt_labels
+    gt_bboxes = torch.tensor([[[64.0, 20.0, 65.0, 100.0], [20.0, 20.0, 44.0, 44.0]]]) if gt_bboxes is None else gt_bboxes
+    mask_gt = torch.ones(*gt_bboxes.shape[:2], 1)
+    return assigner(pd_scores, pd_bboxes, points, gt_labels, gt_bboxes, mask_gt)
+
+
+def per_box(result, n_boxes: int = 2):
+    _, _, target_scores, fg_mask, target_gt_idx = result
+    anchors, best = box_assignment(fg_mask, target_gt_idx, target_scores, n_boxes)
+    return anchors[0].tolist(), best[0].tolist()
+
+
+def box_targets(result, box: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positive anchors of one box and their target scores."""
+    _, _, target_scores, fg_mask, target_gt_idx = result
+    mine = fg_mask[0] & (target_gt_idx[0] == box)
+    return mine, target_scores[0][mine]
+
+
+def test_plain_ultralytics_starves_the_thin_box():
+    anchors, best = per_box(assign(TaskAlignedAssigner(**ASSIGNER_ARGS)))
+    assert anchors[STEM] == 0 and best[STEM] == 0.0
+    assert anchors[SQUARE] > 0 and best[SQUARE] > 0.1
+
+
+def test_plain_iou_anchors_the_thin_box_but_its_target_stays_near_zero():
+    anchors, best = per_box(assign(ThinAwareAssigner(**ASSIGNER_ARGS, iou="iou")))
+    assert anchors[STEM] == 10  # top-k now finds anchors inside the stem
+    assert best[STEM] == pytest.approx(1.55e-4, rel=0.01) and best[STEM] < STARVED_TARGET
+
+
+@pytest.mark.parametrize("floor_on", ["all", "starved"])
+def test_iou_and_floor_give_the_thin_box_anchors_at_the_floor(floor_on):
+    result = assign(ThinAwareAssigner(**ASSIGNER_ARGS, iou="iou", target_floor=0.1, floor_on=floor_on))
+    mine, targets = box_targets(result, STEM)
+    assert mine.sum() == 10
+    assert torch.allclose(targets[:, 1], torch.tensor(0.1)) and targets[:, [0, 2]].abs().sum() == 0
+
+
+def test_every_option_off_is_ultralytics_exactly():
+    torch.manual_seed(0)
+    points = anchor_points()
+    pd_bboxes = torch.cat([points - torch.rand(len(points), 2) * 40, points + torch.rand(len(points), 2) * 40], 1)[None]
+    pd_scores = torch.rand(1, len(points), 3)
+    xy = torch.rand(1, 6, 2) * 100
+    gt_bboxes = torch.cat([xy, xy + 2 + torch.rand(1, 6, 2) * 30], -1)
+    gt_labels = torch.randint(0, 3, (1, 6, 1)).float()
+    mask_gt = torch.ones(1, 6, 1)
+    inputs = (pd_scores, pd_bboxes, points, gt_labels, gt_bboxes, mask_gt)
+    plain = TaskAlignedAssigner(**ASSIGNER_ARGS)(*inputs)
+    for ours in (ThinAwareAssigner(**ASSIGNER_ARGS), ThinAwareAssigner(**ASSIGNER_ARGS, target_floor=0.0)):
+        for expected, got in zip(plain, ours(*inputs), strict=True):
+            assert torch.equal(expected, got)
+
+
+def test_floor_on_starved_boxes_leaves_ordinary_boxes_as_ultralytics_gives_them():
+    plain = assign(TaskAlignedAssigner(**ASSIGNER_ARGS))
+    floored = assign(ThinAwareAssigner(**ASSIGNER_ARGS, iou="ciou", target_floor=0.1, floor_on="starved"))
+    for expected, got in zip(box_targets(plain, SQUARE), box_targets(floored, SQUARE), strict=True):
+        assert torch.equal(expected, got)
+
+
+def test_plain_iou_keeps_the_ordinary_boxs_anchors():
+    plain_anchors, plain_targets = box_targets(assign(TaskAlignedAssigner(**ASSIGNER_ARGS)), SQUARE)
+    iou_anchors, iou_targets = box_targets(assign(ThinAwareAssigner(**ASSIGNER_ARGS, iou="iou")), SQUARE)
+    assert torch.equal(plain_anchors, iou_anchors)
+    # IoU 576 / 4096 = 0.1406 against CIoU 0.1367 at the best anchor: close, not identical
+    assert iou_targets.max() == pytest.approx(576 / 4096, rel=1e-3)
+    assert plain_targets.max() < iou_targets.max()
+
+
+def test_floor_on_all_lifts_the_ordinary_boxs_weak_anchors_and_starved_does_not():
+    every = box_targets(assign(ThinAwareAssigner(**ASSIGNER_ARGS, iou="iou", target_floor=0.2, floor_on="all")), SQUARE)
+    starved = box_targets(
+        assign(ThinAwareAssigner(**ASSIGNER_ARGS, iou="iou", target_floor=0.2, floor_on="starved")), SQUARE
+    )
+    assert every[1][:, 0].min() == pytest.approx(0.2) and starved[1][:, 0].min() < 0.2
+
+
+def test_floor_class_targets_by_hand():
+    # two boxes in one image, four anchors: anchors 0, 1 -> box 0 (best 0.5), anchor 2 -> box 1 (best 1e-5)
+    target_scores = torch.tensor([[[0.5, 0.0], [0.02, 0.0], [0.0, 1e-5], [0.0, 0.0]]])
+    labels = torch.tensor([[0, 0, 1, 0]])
+    fg = torch.tensor([[True, True, True, False]])
+    gt_idx = torch.tensor([[0, 0, 1, 0]])
+    every = floor_class_targets(target_scores, labels, fg, gt_idx, 2, 0.1, starved_only=False)
+    assert torch.allclose(every, torch.tensor([[[0.5, 0.0], [0.1, 0.0], [0.0, 0.1], [0.0, 0.0]]]))
+    starved = floor_class_targets(target_scores, labels, fg, gt_idx, 2, 0.1, starved_only=True)
+    assert torch.allclose(starved, torch.tensor([[[0.5, 0.0], [0.02, 0.0], [0.0, 0.1], [0.0, 0.0]]]))
+
+
+def test_starvation_counts_by_hand():
+    target_scores = torch.tensor([[[0.5, 0.0], [0.0, 1e-5], [0.0, 0.0]]])
+    fg = torch.tensor([[True, True, False]])
+    gt_idx = torch.tensor([[0, 1, 0]])
+    anchors, best = box_assignment(fg, gt_idx, target_scores, 3)
+    assert anchors.tolist() == [[1, 1, 0]] and best[0, 0] == 0.5 and best[0, 2] == 0
+    labels = torch.tensor([[[0.0], [1.0], [1.0]]])
+    counts = class_counts(labels, torch.ones(1, 3, 1), anchors, best, 2)
+    assert counts.tolist() == [[1, 0, 0], [2, 1, 2]]
+    assert starvation_table(counts, {0: "head", 1: "stem"}) == {
+        "head": {"boxes": 1, "unanchored": 0.0, "starved": 0.0},
+        "stem": {"boxes": 2, "unanchored": 0.5, "starved": 1.0},
+    }
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="thin-assigner"):
+        ThinAwareAssigner(**ASSIGNER_ARGS, iou="giou")

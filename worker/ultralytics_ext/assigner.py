@@ -1,0 +1,89 @@
+"""A task-aligned assigner that gives thin boxes (1-3 px wide: stems, barlines, cracks) a learning signal.
+
+It changes two things of Ultralytics' ``TaskAlignedAssigner`` and nothing else: the IoU that aligns anchors
+(CIoU's aspect-ratio penalty zeroes it for a thin box, so no anchor is picked) and a floor under the class
+target of positive anchors (score^alpha x IoU^6 of a thin box falls under the normaliser's 1e-9 eps, leaving
+the class target and the box-loss weight ~0). With ``iou="ciou"`` and ``target_floor=0`` it is Ultralytics'
+assigner. It is built per loss, never patched into Ultralytics, so other stages in the same process see the
+plain assigner."""
+
+from __future__ import annotations
+
+import torch
+from ultralytics.utils.metrics import bbox_iou
+from ultralytics.utils.tal import TaskAlignedAssigner
+
+from shared.schemas.training import ThinAssigner
+from worker.ultralytics_ext.starvation import STARVED_TARGET, box_assignment
+
+
+def floor_class_targets(
+    target_scores: torch.Tensor,
+    target_labels: torch.Tensor,
+    fg_mask: torch.Tensor,
+    target_gt_idx: torch.Tensor,
+    n_boxes: int,
+    floor: float,
+    starved_only: bool,
+) -> torch.Tensor:
+    """Raise the class target of positive anchors to at least ``floor``; with ``starved_only``, only the anchors
+    of boxes whose best target is below ``STARVED_TARGET``. Other entries are returned unchanged."""
+    chosen = fg_mask.bool()
+    if starved_only:
+        _, best = box_assignment(fg_mask, target_gt_idx, target_scores, n_boxes)
+        starved_box = best < STARVED_TARGET
+        chosen = chosen & starved_box.gather(1, target_gt_idx.long())
+    label = target_labels.long().unsqueeze(-1)
+    class_target = target_scores.gather(-1, label)
+    floored = torch.where(chosen.unsqueeze(-1), class_target.clamp(min=floor), class_target)
+    return target_scores.scatter(-1, label, floored)
+
+
+class ThinAwareAssigner(TaskAlignedAssigner):
+    """``TaskAlignedAssigner`` with a choice of alignment IoU and a floor on positive anchors' class targets."""
+
+    def __init__(self, *args, iou: str = "ciou", target_floor: float = 0.0, floor_on: str = "all", **kwargs):
+        super().__init__(*args, **kwargs)
+        if iou not in ("ciou", "iou") or floor_on not in ("all", "starved") or not 0.0 <= target_floor <= 1.0:
+            raise ValueError(f"bad thin-assigner options: iou={iou!r} target_floor={target_floor} floor_on={floor_on!r}")
+        self.iou = iou
+        self.target_floor = target_floor
+        self.floor_on = floor_on
+
+    @classmethod
+    def like(cls, assigner: TaskAlignedAssigner, options: ThinAssigner) -> ThinAwareAssigner:
+        """A thin-aware assigner with the top-k, alpha, beta, strides and eps of the one a loss built."""
+        return cls(
+            topk=assigner.topk,
+            topk2=assigner.topk2,
+            num_classes=assigner.num_classes,
+            alpha=assigner.alpha,
+            beta=assigner.beta,
+            stride=assigner.stride,
+            eps=assigner.eps,
+            iou=options.iou,
+            target_floor=options.target_floor,
+            floor_on=options.floor_on,
+        )
+
+    def iou_calculation(self, gt_bboxes: torch.Tensor, pd_bboxes: torch.Tensor) -> torch.Tensor:
+        if self.iou == "ciou":
+            return super().iou_calculation(gt_bboxes, pd_bboxes)
+        return bbox_iou(gt_bboxes, pd_bboxes, xywh=False).squeeze(-1).clamp_(0)
+
+    @torch.no_grad()
+    def forward(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
+        target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = super().forward(
+            pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra
+        )
+        if self.target_floor > 0 and gt_bboxes.shape[1]:
+            target_scores = floor_class_targets(
+                target_scores,
+                target_labels,
+                fg_mask,
+                target_gt_idx,
+                gt_bboxes.shape[1],
+                self.target_floor,
+                starved_only=self.floor_on == "starved",
+            )
+        return target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx
