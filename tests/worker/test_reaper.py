@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from shared import jobs
+from shared.auth import LOCAL_ADMIN
 from shared.db import session_scope
 from shared.models import Job, Stage, utcnow
 from shared.schemas import JobCreate
@@ -25,7 +26,7 @@ def job_id(embedded, tiny_dataset) -> str:
         }
     )
     with session_scope() as session:
-        job, _ = jobs.create_job(session, embedded, spec)
+        job, _ = jobs.create_job(session, embedded, spec, LOCAL_ADMIN)
         return job.id
 
 

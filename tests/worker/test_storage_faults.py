@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared import jobs
+from shared.auth import LOCAL_ADMIN
 from shared.db import session_scope
 from shared.models import Job
 from shared.schemas import JobCreate
@@ -26,7 +27,7 @@ def create_job(settings, dataset: str) -> Job:
     stage = {"type": "train", "epochs": 2, "imgsz": 64, "batch": 4, "workers": 0, "seed": 0}
     spec = JobCreate.model_validate({"dataset": dataset, "model": "yolov8n.yaml", "stages": [stage]})
     with session_scope() as session:
-        job, _ = jobs.create_job(session, settings, spec)
+        job, _ = jobs.create_job(session, settings, spec, LOCAL_ADMIN)
         return job
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from shared import jobs
+from shared.auth import LOCAL_ADMIN
 from shared.db import session_scope
 from shared.schemas import JobCreate
 from worker.pipeline import run_job_locally
@@ -19,7 +20,7 @@ def run_job(settings, dataset: str, **train) -> str:
     stage = {"type": "train", "epochs": 3, "imgsz": 64, "batch": 4, "workers": 0, "seed": 0, **train}
     spec = JobCreate.model_validate({"dataset": dataset, "model": "yolov8n.yaml", "stages": [stage]})
     with session_scope() as session:
-        job, _ = jobs.create_job(session, settings, spec)
+        job, _ = jobs.create_job(session, settings, spec, LOCAL_ADMIN)
     run_job_locally(job.id)
     return job.id
 
