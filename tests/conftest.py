@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+pytest_plugins = ["tests.api_clients"]
+
 
 def reset_caches() -> None:
     """Settings, engines and the Celery app are cached per process; tests change the environment."""

@@ -6,7 +6,7 @@ import stat
 import pytest
 from sqlalchemy import select
 
-from tests.api.conftest import new_token
+from tests.api_clients import new_token
 
 
 def v1_requests(app) -> list[tuple[str, str]]:
