@@ -35,13 +35,16 @@ def starvation_of(data: Path, out: Path, name: str, options: TrainingOptions):
 
 
 def test_bars_are_starved_with_the_options_off_and_fed_with_them_on(thin_data: Path, tmp_path: Path) -> None:
-    _, criteria, off = starvation_of(thin_data, tmp_path, "off", TrainingOptions(thin_boxes=None, starvation_batches=3))
+    trainer_off, criteria, off = starvation_of(thin_data, tmp_path, "off", TrainingOptions(thin_boxes=None, starvation_batches=3))
     assert criteria == [v8DetectionLoss] * 2
     assert set(off) == {"first_epoch", "last_epoch"}
     assert (off["first_epoch"]["epoch"], off["last_epoch"]["epoch"]) == (1, 2)
     assert off["first_epoch"]["batches"] == 3  # the loss exists from the second batch on; 3 of 3 left
     bar = off["first_epoch"]["classes"]["bar"]
     assert bar["boxes"] > 0 and bar["starved"] >= 0.8
+    [at_risk] = trainer_off.reporter.info["classes_at_risk"]  # named before the first batch, at the stage's imgsz
+    assert at_risk["name"] == "bar" and at_risk["median_thin_side_px"] == pytest.approx(3.0, abs=0.5)
+    assert any("aspect ratio" in reason for reason in at_risk["reasons"])
 
     on_options = TrainingOptions(thin_boxes=None, starvation_batches=3, thin_assigner=ThinAssigner())
     trainer, criteria, on = starvation_of(thin_data, tmp_path, "on", on_options)

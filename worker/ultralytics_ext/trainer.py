@@ -14,6 +14,8 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import unwrap_model
 
 from shared.class_weights import class_weights
+from shared.datasets.profile import build_profile, classes_at_risk
+from shared.datasets.validate import LabeledImage
 from shared.schemas.training import TrainingOptions
 from worker.reporting import StageReporter
 from worker.ultralytics_ext.assigner import ThinAwareAssigner
@@ -134,6 +136,7 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         the EMA copy is made; the stage's loss is installed at the same point, on this model only.
         Ultralytics strips ``criterion`` from every checkpoint, so the loss never reaches best.pt."""
         super().set_class_weights()
+        self._record_classes_at_risk()
         settings = self.loss_settings()
         if settings is None:
             return
@@ -147,6 +150,27 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         criterion = self.build_criterion(model, settings)
         model.criterion = criterion
         self._record_loss(criterion, settings)
+
+    def _record_classes_at_risk(self) -> None:
+        """The dataset profile's thin-class warning, from the labels this stage really trains on and at its
+        imgsz, recorded before the first batch (only when some class is at risk)."""
+        if self.reporter is None:
+            return
+        images = (
+            LabeledImage(
+                split="train",
+                path=label["im_file"],
+                width=int(label["shape"][1]),
+                height=int(label["shape"][0]),
+                boxes=[
+                    (int(c), *map(float, box)) for c, box in zip(label["cls"].reshape(-1), label["bboxes"], strict=True)
+                ],
+            )
+            for label in self.train_loader.dataset.labels
+        )
+        at_risk = classes_at_risk(build_profile(self.class_names(), images), imgsz=int(self.args.imgsz))
+        if at_risk:
+            self.record("classes_at_risk", at_risk)
 
     def _record_loss(self, criterion: StagerunDetectionLoss, settings: LossSettings) -> None:
         names = self.class_names()
