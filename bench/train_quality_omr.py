@@ -4,9 +4,9 @@ both measured by the same validation code (Ultralytics' ``val``) on val and test
     python bench/train_quality_omr.py --epochs 3 --fraction 0.25 --device cpu
     python bench/train_quality_omr.py --epochs 20 --device 0          # the issue's protocol, on a GPU
 
-The stagerun run uses the options given by --options (JSON, TrainStage fields); the default is the
-recipe for rare and thin classes: thin-box-safe augmentation (on by default), automatic class weights
-and weighted sampling."""
+--runs maps a run's label to its stagerun TrainStage options (JSON; null = plain Ultralytics). The
+default compares plain Ultralytics with the issue-4 recipe for rare and thin classes: thin-box-safe
+augmentation (on by default), automatic class weights and weighted sampling."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from omr import THIN_CLASSES, omr_data_yaml  # noqa: E402
 from shared.schemas.pipeline import TrainStage  # noqa: E402
 from worker.ultralytics_ext.offline import prepare_offline  # noqa: E402
 
-DEFAULT_OPTIONS = {"class_weights": "sqrt_inverse", "sampling": {"weights": "sqrt_inverse"}}
+DEFAULT_RUNS = {"plain": None, "stagerun": {"class_weights": "sqrt_inverse", "sampling": {"weights": "sqrt_inverse"}}}
 
 
 def train(label: str, data: Path, project: Path, args: argparse.Namespace, options: dict | None) -> tuple[Path, float]:
@@ -106,14 +106,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--options", type=json.loads, default=DEFAULT_OPTIONS, help="stagerun TrainStage options")
+    parser.add_argument("--runs", type=json.loads, default=DEFAULT_RUNS, help="label -> TrainStage options or null")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="stagerun-omr-quality-"))
     prepare_offline(work / "yolo-config")
     data = omr_data_yaml()
-    runs = {"plain": None, "stagerun": args.options}
+    runs = args.runs
     figures: dict = {"args": {k: v for k, v in vars(args).items() if k != "out"}, "seconds": {}, "splits": {}}
     weights = {}
     for label, options in runs.items():
