@@ -22,6 +22,17 @@ def class_index(key: str, names: Sequence[str], field: str) -> int:
     raise InvalidSpec(f"unknown class {key!r}; the dataset's classes are: {known}", field=field)
 
 
+def class_indices(keys: Sequence[int | str], names: Sequence[str], field: str) -> list[int]:
+    """Several classes by id or name (``field.<position>`` names a bad one); naming a class twice is an error."""
+    indices: list[int] = []
+    for position, key in enumerate(keys):
+        index = class_index(str(key), names, f"{field}.{position}")
+        if index in indices:
+            raise InvalidSpec(f"class {names[index]!r} is named twice", field=f"{field}.{position}")
+        indices.append(index)
+    return indices
+
+
 def explicit_weights(weights: dict[str, float], names: Sequence[str], field: str = "class_weights") -> list[float]:
     """Listed classes get their weight, the others 1. Naming one class twice (by id and name) is an error."""
     resolved = [1.0] * len(names)

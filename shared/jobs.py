@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from shared.auth import Principal
-from shared.class_weights import class_index
+from shared.class_weights import class_index, class_indices
 from shared.db import get_engine
 from shared.errors import Conflict, InvalidSpec, NotFound
 from shared.models import Job, MetricRow, Stage, as_utc, utcnow
@@ -67,10 +67,8 @@ def _check_mine_stage(stage, field: str, dataset: DatasetRef, model: ModelRef, t
             "mine needs weights: put a train stage before it or start the job from a .pt or job:<id>",
             field=f"{field}.weights",
         )
-    try:
-        stage.class_ids(dataset.names)
-    except ValueError as exc:
-        raise InvalidSpec(str(exc), field=f"{field}.classes") from None
+    if stage.classes is not None:
+        class_indices(stage.classes, dataset.names, f"{field}.classes")
 
 
 def create_job(

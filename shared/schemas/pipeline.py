@@ -194,24 +194,6 @@ class MineStage(StageBase):
     def stagerun_fields(cls) -> set[str]:
         return set(cls.model_fields) - {"imgsz", "batch"}
 
-    def class_ids(self, names: list[str]) -> list[int] | None:
-        """The class subset as ids of ``names`` (None: every class); ValueError naming what is unknown."""
-        if self.classes is None:
-            return None
-        ids = []
-        for item in self.classes:
-            if isinstance(item, int) and not isinstance(item, bool):
-                if not 0 <= item < len(names):
-                    raise ValueError(f"class id {item} is not in the dataset (ids 0..{len(names) - 1})")
-                ids.append(item)
-            elif item in names:
-                ids.append(names.index(item))
-            else:
-                raise ValueError(f"class {item!r} is not one of the dataset's names {names}")
-        if len(set(ids)) != len(ids):
-            raise ValueError("classes names one class twice (by id and by name)")
-        return ids
-
     @field_validator("low_conf", "min_conf")
     @classmethod
     def _not_above_conf(cls, value: float, info: ValidationInfo) -> float:

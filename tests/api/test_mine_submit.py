@@ -35,12 +35,17 @@ def test_mine_without_weights_is_refused(client, pipeline):
 
 
 @pytest.mark.parametrize(
-    ("classes", "words"),
-    [(["violin"], "not one of the dataset's names"), ([7], "class id 7"), ([2, "bar"], "twice"), ([1, 1], "twice")],
+    ("classes", "words", "suffix"),
+    [
+        (["violin"], "unknown class 'violin'", ".0"),
+        (["bar", 7], "class id 7 is out of range", ".1"),
+        ([2, "bar"], "named twice", ".1"),
+        ([1, 1], "lists a class twice", ""),
+    ],
 )
-def test_unknown_or_repeated_classes_are_refused(client, pipeline, classes, words):
+def test_unknown_or_repeated_classes_are_refused(client, pipeline, classes, words, suffix):
     error = error_of(submit(client, pipeline, {"type": "mine", "classes": classes}))
-    assert error["field"] == "stages.1.classes" and words in error["message"]
+    assert error["field"] == f"stages.1.classes{suffix}" and words in error["message"]
 
 
 @pytest.mark.parametrize(

@@ -94,3 +94,12 @@ def test_options_are_stagerun_own_but_freeze_goes_to_ultralytics() -> None:
     assert args["freeze"] == [0, 1]
     assert not {"class_weights", "focal", "llrd", "thin_boxes", "sampling"} & set(args)
     assert stage.thin_boxes is not None and stage.thin_boxes.min_box_px == 1.0
+
+
+def test_class_indices_by_id_and_name_each_once() -> None:
+    from shared.class_weights import class_indices
+
+    assert class_indices(["barline_double", 1, "0"], NAMES, "classes") == [3, 1, 0]
+    with pytest.raises(InvalidSpec, match="named twice") as caught:
+        class_indices(["stem", 1], NAMES, "classes")
+    assert caught.value.field == "classes.1"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from shared.class_weights import class_indices
 from worker.mining.hard_dataset import build_hard_dataset, split_images
 from worker.mining.matching import Thresholds
 from worker.mining.report import class_file_name
@@ -65,7 +66,7 @@ class MineRunner(StageRunner):
             names,
             thresholds,
             spec.difficulty_reduction,
-            spec.class_ids(names),
+            None if spec.classes is None else class_indices(spec.classes, names, "classes"),
             before_image,
         )
 
