@@ -5,6 +5,7 @@ from its own ``weights/last.pt``, losing at most the epoch in progress."""
 
 from __future__ import annotations
 
+import csv
 import gc
 import logging
 from collections import Counter
@@ -44,6 +45,24 @@ def resume_point(last: Path, epochs: int) -> int | None:
         return None
     start = int(checkpoint.get("epoch", -1)) + 2
     return start if 1 < start <= epochs else None
+
+
+def checkpointed_rows(results_csv: Path, resume_at: int) -> list[dict]:
+    """The results.csv rows of the epochs before ``resume_at`` (1-based), as the trainer hands them over:
+    ``epoch`` an int, every other column a float. The last row per epoch wins (a resumed run appends)."""
+    if not results_csv.is_file():
+        return []
+    rows: dict[int, dict] = {}
+    with results_csv.open(newline="") as handle:
+        for record in csv.DictReader(handle):
+            try:
+                row = {key.strip(): float(value) for key, value in record.items()}
+                epoch = int(row["epoch"])
+            except (AttributeError, KeyError, TypeError, ValueError):
+                continue  # a row cut short (or run on) by the kill
+            if epoch < resume_at:
+                rows[epoch] = {**row, "epoch": epoch}
+    return [rows[epoch] for epoch in sorted(rows)]
 
 
 def free_vram_gb(device: str) -> float | None:
@@ -86,6 +105,7 @@ class TrainRunner(StageRunner):
                 resume_at = resume_point(last, spec.epochs)
                 if resume_at is not None:
                     reporter.append("resumed", {"from_epoch": resume_at, "checkpoint": context.relative(last)})
+                    self._publish_checkpointed_rows(resume_at, progress)
                 try:
                     self._train(start_from, args, last if resume_at else None, progress, faults, tensorboard)
                     break
@@ -111,6 +131,16 @@ class TrainRunner(StageRunner):
         if results["weights"] is None:
             raise RuntimeError("training finished without writing best.pt")
         return results
+
+    def _publish_checkpointed_rows(self, resume_at: int, progress: _Progress) -> None:
+        """Ultralytics writes an epoch's results.csv row and last.pt before our epoch-end callback stores the
+        row; a worker killed in between would leave that epoch without a database row, since the resumed run
+        starts after it. Store every row the checkpoint covers from results.csv (rows are upserted)."""
+        epochs = self.context.spec.epochs
+        for row in checkpointed_rows(self.context.stage_dir / "results.csv", resume_at):
+            if row["epoch"] not in progress.published:
+                self.context.reporter.epoch_row(row, epochs)
+                progress.published.add(row["epoch"])
 
     def _train(self, start_from: str, args: dict, resume: Path | None, progress: _Progress, faults, tensorboard):
         from ultralytics import YOLO
