@@ -20,6 +20,12 @@ def tiny_pipeline(**train) -> dict:
     }
 
 
+def train_only_pipeline(**train) -> dict:
+    """``tiny_pipeline`` with its train stage alone."""
+    pipeline = tiny_pipeline(**train)
+    return {**pipeline, "stages": pipeline["stages"][:1]}
+
+
 def check_metric_rows_match_results_csv(stack: Stack, job: dict, stage_index: int) -> list[dict]:
     with stack.client() as client:
         rows = client.get(f"/v1/jobs/{job['id']}/metrics", params={"stage": stage_index}).json()["rows"]

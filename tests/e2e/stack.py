@@ -50,6 +50,15 @@ class Stack(CliStack):
     def wait_done(self, job_id: str, timeout_s: float = 400) -> dict:
         return self.wait_for(job_id, lambda job: job["state"] in TERMINAL, timeout_s)
 
+    def run_to_success(self, pipeline: dict, timeout_s: float = 400) -> dict:
+        """Submit a pipeline, wait for it to end, and require that it succeeded; returns the job."""
+        with self.client() as client:
+            submitted = client.post("/v1/jobs", json=pipeline)
+        assert submitted.status_code == 202, submitted.text
+        job = self.wait_done(submitted.json()["id"], timeout_s)
+        assert job["state"] == "succeeded", [(s["type"], s["state"], s["error"]) for s in job["stages"]]
+        return job
+
 
 ISOLATED_LOAD = textwrap.dedent(
     """

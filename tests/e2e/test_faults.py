@@ -19,7 +19,7 @@ import pytest
 from shared.queue import RUN_STAGE_TASK, make_celery
 from shared.settings import Settings
 from shared.stack import python_module
-from tests.e2e.checks import tiny_pipeline
+from tests.e2e.checks import train_only_pipeline
 from tests.e2e.conftest import make_stack
 from tests.e2e.faults import RedisServer, TcpProxy, stage_processes
 from tests.e2e.stack import Stack
@@ -109,11 +109,6 @@ def stack(tmp_path_factory, database, proxy, broker):
     stack.stop()
 
 
-def train_only(epochs: int) -> dict:
-    pipeline = tiny_pipeline(epochs=epochs)
-    return {**pipeline, "stages": pipeline["stages"][:1]}
-
-
 def stage_row(database: str, job_id: str, index: int = 0) -> dict:
     """A stage as the database holds it (read directly, not through the proxy or the API)."""
     with psycopg.connect(f"{ADMIN_DSN.replace('dbname=test', f'dbname={database}')}") as connection:
@@ -125,7 +120,7 @@ def stage_row(database: str, job_id: str, index: int = 0) -> dict:
 
 
 def test_duplicate_delivery_runs_the_stage_once(stack, database, broker):
-    job_id = stack.submit(train_only(epochs=1))
+    job_id = stack.submit(train_only_pipeline(epochs=1))
     stage_id = stage_row(database, job_id)["id"]
     sender = make_celery(Settings(broker_url=broker.url, queue=stack.env["STAGERUN_QUEUE"], home=stack.home))
     for _ in range(3):  # the worker has a second free slot: a duplicate may arrive while the stage runs
@@ -142,7 +137,7 @@ def test_duplicate_delivery_runs_the_stage_once(stack, database, broker):
 
 
 def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
-    job_id = stack.submit(train_only(epochs=4))
+    job_id = stack.submit(train_only_pipeline(epochs=4))
     stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 2, timeout_s=300, interval_s=0.2)
     done_at_kill = len(stack.rows(job_id))
     before = stage_row(database, job_id)
@@ -175,7 +170,7 @@ def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
 
 
 def test_api_restart_loses_nothing(stack):
-    job_id = stack.submit(train_only(epochs=2))
+    job_id = stack.submit(train_only_pipeline(epochs=2))
     stack.wait_for(job_id, lambda j: j["state"] == "running", timeout_s=120, interval_s=0.2)
     stack.restart_api()
     job = stack.wait_done(job_id)
@@ -183,7 +178,7 @@ def test_api_restart_loses_nothing(stack):
 
 
 def test_resume_cancelled_job_continues_from_last_pt(stack):
-    job_id = stack.submit(train_only(epochs=3))
+    job_id = stack.submit(train_only_pipeline(epochs=3))
     stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 1, timeout_s=300, interval_s=0.2)
     with stack.client() as client:
         assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
@@ -199,11 +194,11 @@ def test_resume_cancelled_job_continues_from_last_pt(stack):
 
 
 def test_broker_restarted_with_jobs_queued(stack, broker):
-    running = [stack.submit(train_only(epochs=2)) for _ in range(2)]  # both worker slots busy
-    queued = stack.submit(train_only(epochs=1))
+    running = [stack.submit(train_only_pipeline(epochs=2)) for _ in range(2)]  # both worker slots busy
+    queued = stack.submit(train_only_pipeline(epochs=1))
     stack.wait_for(running[1], lambda j: j["state"] == "running", timeout_s=120, interval_s=0.2)
     broker.stop()  # no persistence: the queued message is gone
-    during = stack.submit(train_only(epochs=1))  # stored although it cannot be sent
+    during = stack.submit(train_only_pipeline(epochs=1))  # stored although it cannot be sent
     time.sleep(2)
     broker.start()
     for job_id in [*running, queued, during]:
@@ -213,7 +208,7 @@ def test_broker_restarted_with_jobs_queued(stack, broker):
 
 
 def test_database_unreachable_during_writes(stack, proxy):
-    job_id = stack.submit(train_only(epochs=3))
+    job_id = stack.submit(train_only_pipeline(epochs=3))
     stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 1, timeout_s=300, interval_s=0.2)
     proxy.cut(3.0)
     job = stack.wait_done(job_id)

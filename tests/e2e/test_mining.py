@@ -28,11 +28,7 @@ def test_train_mine_train_from_stage(stack):
             {"type": "evaluate", "imgsz": 64, "batch": 4},
         ],
     }
-    with stack.client() as client:
-        submitted = client.post("/v1/jobs", json=pipeline)
-    assert submitted.status_code == 202, submitted.text
-    job = stack.wait_done(submitted.json()["id"], timeout_s=600)
-    assert job["state"] == "succeeded", [(s["type"], s["state"], s["error"]) for s in job["stages"]]
+    job = stack.run_to_success(pipeline, timeout_s=600)
     train, mine, retrain, evaluate = job["stages"]
     results = mine["results"]
     assert results["mined_weights"].endswith(f"{train['dir']}/weights/best.pt")

@@ -3,7 +3,7 @@ was used and what augmentation did is shown on the stage, and the copy-paste exa
 
 import pytest
 
-from tests.e2e.checks import tiny_pipeline
+from tests.e2e.checks import tiny_pipeline, train_only_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -14,17 +14,12 @@ def stack(stack_factory):
 
 
 def test_sampling_and_copy_paste_stage_shows_what_it_used_and_its_examples(stack):
-    pipeline = tiny_pipeline(
+    pipeline = train_only_pipeline(
         epochs=1,
         sampling={"weights": {"bar": 5}, "ramp_epochs": 2},
         copy_paste_rare={"classes": ["bar"], "p": 1.0, "max_pastes": 2},
     )
-    pipeline["stages"] = pipeline["stages"][:1]
-    with stack.client() as client:
-        submitted = client.post("/v1/jobs", json=pipeline)
-    assert submitted.status_code == 202, submitted.text
-    job = stack.wait_done(submitted.json()["id"])
-    assert job["state"] == "succeeded", job
+    job = stack.run_to_success(pipeline)
     info = job["stages"][0]["info"]
     assert info["sampling"]["class_weights"] == {"square": 1.0, "disc": 1.0, "bar": 5.0}
     assert info["sampling"]["ramp_epochs"] == 2

@@ -3,7 +3,12 @@ and its best.pt loads in plain Ultralytics with stagerun absent."""
 
 import pytest
 
-from tests.e2e.checks import check_metric_rows_match_results_csv, check_weights_download_and_plain_load, tiny_pipeline
+from tests.e2e.checks import (
+    check_metric_rows_match_results_csv,
+    check_weights_download_and_plain_load,
+    tiny_pipeline,
+    train_only_pipeline,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +19,7 @@ def stack(stack_factory):
 
 
 def test_weighted_focal_stage_shows_weights_used_and_saves_plain_weights(stack, tmp_path):
-    pipeline = tiny_pipeline(
+    pipeline = train_only_pipeline(
         epochs=1,
         class_weights={"bar": 4, "disc": 8},
         focal={"gamma": 2.0},
@@ -23,12 +28,7 @@ def test_weighted_focal_stage_shows_weights_used_and_saves_plain_weights(stack, 
         lr0=0.01,
         llrd=0.9,
     )
-    pipeline["stages"] = pipeline["stages"][:1]  # the train stage alone
-    with stack.client() as client:
-        submitted = client.post("/v1/jobs", json=pipeline)
-    assert submitted.status_code == 202, submitted.text
-    job = stack.wait_done(submitted.json()["id"])
-    assert job["state"] == "succeeded", job
+    job = stack.run_to_success(pipeline)
     info = job["stages"][0]["info"]
     assert info["class_weights"] == {"square": 1.0, "disc": 8.0, "bar": 4.0}
     assert info["focal"] == {"gamma": 2.0, "alpha": None}

@@ -18,23 +18,13 @@ from ultralytics.utils.torch_utils import unwrap_model
 from shared.schemas.training import TrainingOptions
 from shared.synthetic import make_dataset
 from tests.e2e.stack import load_in_plain_ultralytics
+from tests.worker.yolo_datasets import TINY_TRAIN
 from worker.ultralytics_ext.loss import StagerunDetectionLoss
 from worker.ultralytics_ext.trainer import StagerunTrainer
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "epochs": 1,
-    "imgsz": 64,
-    "batch": 4,
-    "workers": 0,
-    "seed": 0,
-    "deterministic": True,
-    "device": "cpu",
-    "plots": False,
-    "amp": False,
-    "verbose": False,
-}
+TINY = TINY_TRAIN
 
 
 class Recorded:

@@ -17,6 +17,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 
 from shared.schemas.training import TrainingOptions
 from shared.synthetic import make_dataset
+from tests.worker.yolo_datasets import TINY_TRAIN
 from worker.ultralytics_ext.dataset import StagerunDataset, contains
 from worker.ultralytics_ext.sampling import WeightedEpochSampler
 from worker.ultralytics_ext.thin_boxes import CountingPerspective, ThinBoxPerspective
@@ -24,18 +25,7 @@ from worker.ultralytics_ext.trainer import StagerunTrainer
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "imgsz": 64,
-    "batch": 4,
-    "workers": 0,
-    "seed": 0,
-    "deterministic": True,
-    "device": "cpu",
-    "plots": False,
-    "amp": False,
-    "verbose": False,
-    "val": False,
-}
+TINY = {**TINY_TRAIN, "val": False}
 DATA_TOPICS = {"sampling", "boxes_removed_by_augmentation", "boxes_kept_by_augmentation", "copy_paste_rare"}
 
 

@@ -14,6 +14,20 @@ from ultralytics.data.build import build_yolo_dataset
 
 from worker.ultralytics_ext.dataset import DataOptions, StagerunDataset, training_dataset
 
+TINY_TRAIN = {
+    "epochs": 1,
+    "imgsz": 64,
+    "batch": 4,
+    "workers": 0,
+    "seed": 0,
+    "deterministic": True,
+    "device": "cpu",
+    "plots": False,
+    "amp": False,
+    "verbose": False,
+}
+"""Ultralytics train arguments for a tiny, repeatable CPU run."""
+
 
 def write_dataset(root: Path, images: list[tuple[np.ndarray, list[tuple]]], names: list[str]) -> Path:
     """``images``: (H x W x 3 uint8 pixels, [(class, x1, y1, x2, y2) in pixels]); returns the images folder."""
