@@ -94,7 +94,7 @@ def main() -> None:
         val_args = {"data": str(data_yaml), "split": split, "imgsz": args.imgsz, "batch": 16, "device": args.device}
         val_args.update(project=str(home / "runs"), name=f"mine-{split}", exist_ok=True, verbose=False)
         start = time.perf_counter()
-        miner, breakdown = mine_split(weights, val_args, class_names, Thresholds())
+        miner, breakdown, _ = mine_split(weights, val_args, class_names, Thresholds())
         seconds = time.perf_counter() - start
         stats = miner.stats(1.5)
         errors = breakdown.result(class_names)

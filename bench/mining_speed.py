@@ -53,7 +53,7 @@ def main() -> None:
 
     def mining() -> float:
         start = time.perf_counter()
-        miner, breakdown = mine_split(weights, common, names, Thresholds())
+        miner, breakdown, _ = mine_split(weights, common, names, Thresholds())
         stats = {**miner.stats(1.5), "error_breakdown": breakdown.result(names)}
         (home / "stats.json").write_text(json.dumps(stats))
         (home / "detailed.json").write_text(json.dumps(miner.detailed()))

@@ -22,7 +22,7 @@ from shared.local_commands import (
     ensure_local_token,
     print_local_token,
 )
-from shared.progress import follow, per_class_table, starvation_table
+from shared.progress import follow, localization_table, per_class_table, starvation_table
 from shared.settings import get_settings
 from shared.stack import Stack, api_command, python_module, worker_command
 
@@ -102,6 +102,15 @@ def _print_job(job: dict) -> None:
         if stage.get("error"):
             line += f"\n     error: {stage['error'].strip().splitlines()[-1]}"
         print(line)
+        recipe = (stage.get("info") or {}).get("automatic_recipe")
+        if recipe and recipe.get("choices"):
+            print("     automatic recipe (name an option to override it, auto_recipe: false to turn it off):")
+            for choice in recipe["choices"]:
+                print(f"       {choice['option']} = {json.dumps(choice['value'])}: {choice['reason']}")
+        localization = (stage.get("results") or {}).get("localization")
+        if localization:
+            print(f"     localization on {stage['results'].get('split', '?')} (conf {localization['conf']}):")
+            print("\n".join("     " + row for row in localization_table(localization).splitlines()))
         starvation = (stage.get("info") or {}).get("starvation")
         if starvation:
             print("     boxes without a learning signal (starvation report):")

@@ -106,3 +106,28 @@ def starvation_table(report: dict) -> str:
             line += f"{'-':>22}{'-':>9}" if cell is None else f"{cell['unanchored']:>22.1%}{cell['starved']:>9.1%}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def localization_table(report: dict) -> str:
+    """A plain-text table of an evaluate or mine stage's localization report (``results["localization"]``): per
+    class, the share of ground truth found at IoU > 0, >= 0.5 and >= 0.75 and the median width and centre
+    errors, so a class's lost AP reads as detection (not found) or localization (found, but off)."""
+    lines = [f"{'class':<16}{'inst':>7}{'width px':>10}{'found':>8}{'IoU.5':>8}{'IoU.75':>8}{'dW px':>8}{'ctr px':>8}"]
+
+    def share(value) -> str:
+        return f"{'-':>8}" if value is None else f"{value:>8.0%}"
+
+    def pixels(value, signed: bool = False, width: int = 8) -> str:
+        if value is None:
+            return f"{'-':>{width}}"
+        return f"{value:>+{width}.2f}" if signed else f"{value:>{width}.2f}"
+
+    for row in report.get("per_class", []):
+        if not row.get("instances"):
+            continue
+        lines.append(
+            f"{row['name'][:15]:<16}{row['instances']:>7}{pixels(row['median_gt_width_px'], width=10)}"
+            f"{share(row['found'])}{share(row['iou_0.5'])}{share(row['iou_0.75'])}"
+            f"{pixels(row['median_width_error_px'], signed=True)}{pixels(row['median_centre_error_px'])}"
+        )
+    return "\n".join(lines)

@@ -69,6 +69,8 @@ def build_profile(names: list[str], images: Iterable[LabeledImage]) -> dict:
                 "median_height_px": _median(h_px[mine]),
                 "median_thin_side_px": _median(thin_px[mine]),
                 "median_thin_side_of_long_side": _median(thin_px[mine] / long_px[mine]),
+                "median_width_of_long_side": _median(w_px[mine] / long_px[mine]),
+                "median_height_of_long_side": _median(h_px[mine] / long_px[mine]),
                 "median_aspect_ratio": _median(aspect[mine]),
                 "share_width_under_0.005": _share(w[mine] < 0.005),
                 "share_width_under_0.01": _share(w[mine] < 0.01),

@@ -143,7 +143,7 @@ def label_path_for(image: Path) -> Path:
     return Path(text).with_suffix(".txt")
 
 
-def _split_images(paths: list[Path]) -> list[Path]:
+def split_images(paths: list[Path]) -> list[Path]:
     images: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -184,7 +184,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def count_images(ref: DatasetRef) -> int:
-    return sum(len(_split_images(paths)) for paths in ref.splits.values())
+    return sum(len(split_images(paths)) for paths in ref.splits.values())
 
 
 def validate_dataset(folder: Path, boundary: Path, max_images: int | None = None) -> ValidationReport:
@@ -207,7 +207,7 @@ def validate_dataset(folder: Path, boundary: Path, max_images: int | None = None
         report.add("error", "bad_data_yaml", exc.message, yaml_name)
         return report
     report.names = ref.names
-    images_by_split = {split: _split_images(paths) for split, paths in ref.splits.items()}
+    images_by_split = {split: split_images(paths) for split, paths in ref.splits.items()}
     total = sum(len(images) for images in images_by_split.values())
     if max_images is not None and total > max_images:
         raise InvalidSpec(f"dataset holds {total} images, more than {max_images} can be validated", field="path")

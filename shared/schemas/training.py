@@ -105,8 +105,39 @@ class ThinAssigner(Options):
     )
 
 
+class WidenThin(Options):
+    """Train on thin boxes widened along their thin side, and narrow predictions back by exactly the same
+    per-class amount at predict time.
+
+    A 1-2 px stem gives an anchor-point detector almost nothing to regress: anchors 8 px apart rarely fall
+    inside it, and a half-pixel width error halves its IoU. Widened to ``target_px`` it gets anchors and a
+    well-conditioned box loss; the pad (a share of the image's long side, so it holds at any imgsz) is
+    stored with the weights as a plain dict that Ultralytics ignores, and stagerun's evaluate, mine and the
+    trainer's own validation subtract it."""
+
+    target_px: float = Field(
+        8.0, gt=0.0, le=64.0, description="Widen a class's thin side until its median reaches this many pixels."
+    )
+    classes: list[ClassKey] | None = Field(
+        None,
+        max_length=1000,
+        description="Classes to widen, by id or name; default: the classes at risk (thin side under 3 px at imgsz).",
+    )
+
+
 class TrainingOptions(Options):
-    """Mixed into the train stage; see each model for the fields."""
+    """Mixed into the train stage; see each model for the fields.
+
+    With ``auto_recipe`` on (the default), options the stage does not name are chosen from the training
+    labels: thin classes get the thin-aware assigner, thin-box keeping and ``widen_thin``; rare classes get
+    automatic class weights and weighted sampling (``shared/recipe.py``). Naming an option, even as null,
+    keeps the stage's own value."""
+
+    auto_recipe: bool = Field(
+        True,
+        description="Choose the options this stage does not name from its training labels (thin or rare classes); "
+        "false trains with exactly the options named.",
+    )
 
     class_weights: ClassWeights | None = None
     focal: Focal | None = None
@@ -114,10 +145,15 @@ class TrainingOptions(Options):
     sampling: Sampling | None = None
     copy_paste_rare: CopyPasteRare | None = None
     thin_boxes: ThinBoxes | None = Field(
-        default_factory=ThinBoxes, description="null restores Ultralytics' own rule (drop boxes of 2 px or less)."
+        None,
+        description="Keep thin boxes through augmentation; chosen automatically when a class is thin. "
+        "null restores Ultralytics' own rule (drop boxes of 2 px or less).",
     )
     thin_assigner: ThinAssigner | None = Field(
         None, description="Thin-aware task-aligned assigner; null keeps Ultralytics' own assigner."
+    )
+    widen_thin: WidenThin | None = Field(
+        None, description="Train on widened thin boxes, narrowed back at predict time; null trains on the labels as they are."
     )
     starvation_batches: int = Field(
         8,
@@ -162,4 +198,10 @@ class TrainingOptions(Options):
             add(self.sampling.weights, "sampling.weights")
         if self.copy_paste_rare is not None:
             keys.extend((key, f"copy_paste_rare.classes.{i}") for i, key in enumerate(self.copy_paste_rare.classes))
+        if self.widen_thin is not None and self.widen_thin.classes:
+            keys.extend((key, f"widen_thin.classes.{i}") for i, key in enumerate(self.widen_thin.classes))
         return keys
+
+    def named_options(self) -> set[str]:
+        """stagerun options the stage set itself (even to null): the automatic recipe leaves these alone."""
+        return self.model_fields_set & self.option_fields()

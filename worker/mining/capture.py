@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from ultralytics.models.yolo.detect import DetectionValidator
+
+from worker.ultralytics_ext.widening import NarrowingValidator
 
 
 @dataclass
@@ -39,8 +40,9 @@ def _to_original(boxes, pbatch) -> np.ndarray:
     return out
 
 
-class CapturingValidator(DetectionValidator):
-    """A ``DetectionValidator`` that also passes every image's boxes to ``self.sink``."""
+class CapturingValidator(NarrowingValidator):
+    """A ``DetectionValidator`` that also passes every image's boxes to ``self.sink`` (predictions narrowed by
+    the weights' ``widen_thin`` pad, when they have one)."""
 
     sink: Sink
 

@@ -24,15 +24,21 @@ class EvaluateRunner(StageRunner):
 
         from worker.mining.breakdown import BreakdownAccumulator
         from worker.mining.capture import validator_with_sink
+        from worker.mining.localization import LocalizationAccumulator
+        from worker.ultralytics_ext.widening import model_pad, narrowing_px
 
         context, spec = self.context, self.context.spec
         weights = self.weights()
         breakdown = BreakdownAccumulator(len(context.dataset.names), iou_thr=0.5, count_conf=spec.conf or 0.25)
+        localization = LocalizationAccumulator(len(context.dataset.names))
 
         def sink(image) -> None:
             breakdown.add(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf)
+            localization.add(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf)
 
-        det_metrics = YOLO(weights).val(validator=validator_with_sink(sink), **self.ultralytics_args())
+        model = YOLO(weights)
+        det_metrics = model.val(validator=validator_with_sink(sink), **self.ultralytics_args())
+        pad = model_pad(model)
         errors = breakdown.result(context.dataset.names)
         summary = detection_summary(det_metrics, context.dataset.names)
         report = {
@@ -46,6 +52,8 @@ class EvaluateRunner(StageRunner):
             },
             "speed_ms_per_image": {k: round(float(v), 3) for k, v in det_metrics.speed.items()},
             "error_breakdown": errors,
+            "localization": localization.result(context.dataset.names),
+            "narrowed_by": None if pad is None else narrowing_px(pad, int(spec.imgsz or 640)),
         }
         (context.stage_dir / "metrics.json").write_text(json.dumps(report, indent=2))
         context.reporter.progress(1, None)
@@ -54,5 +62,6 @@ class EvaluateRunner(StageRunner):
             "split": spec.split,
             "metrics": summary,
             "error_breakdown": {"mAP50": errors["mAP50"], "overall": errors["overall"]},
+            "localization": report["localization"],
             "report": context.relative(context.stage_dir / "metrics.json"),
         }

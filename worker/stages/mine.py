@@ -60,7 +60,7 @@ class MineRunner(StageRunner):
         weights = self.weights()
         data_yaml, split = self.mining_data()
         val_args = {**self.ultralytics_args(), "data": str(data_yaml), "split": split}
-        miner, breakdown = mine_split(
+        miner, breakdown, localization = mine_split(
             weights,
             val_args,
             names,
@@ -118,6 +118,7 @@ class MineRunner(StageRunner):
             **stats,
             "dataset": dataset_counts,
             "error_breakdown": errors,
+            "localization": localization.result(names),
         }
         (stage_dir / "stats.json").write_text(json.dumps(report, indent=2))
         (stage_dir / "detailed.json").write_text(json.dumps(miner.detailed()))
@@ -135,6 +136,7 @@ class MineRunner(StageRunner):
             "per_class": stats["per_class"],
             "top": top,
             "error_breakdown": {"mAP50": errors["mAP50"], "overall": errors["overall"]},
+            "localization": report["localization"],
             "hard_example_lists": lists,
             "dataset": dataset_counts,
             "dataset_yaml": context.relative(dataset_root / "data.yaml"),

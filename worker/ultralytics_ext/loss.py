@@ -20,6 +20,7 @@ from torch import nn
 from ultralytics.utils.loss import BboxLoss, v8DetectionLoss
 
 from worker.ultralytics_ext.loss_math import focal_bce, small_box_mask, small_object_weights
+from worker.ultralytics_ext.widening import widen_boxes
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class LossSettings:
     small_gain: float = 1.0
     small_threshold: float = 0.0
     small_measure: str = "area"
+    box_pad_px: Sequence[tuple[float, float]] | None = None  # widen_thin: (width, height) pad per class, pixels
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,25 @@ class StagerunDetectionLoss(v8DetectionLoss):
             self.bbox_loss = SmallObjectBboxLoss(
                 self.reg_max, settings.small_gain, settings.small_threshold, settings.small_measure
             ).to(self.device)
+        self.box_pad_px = None
+        if settings.box_pad_px is not None:
+            self.box_pad_px = torch.tensor([list(p) for p in settings.box_pad_px], dtype=torch.float32, device=self.device)
+            if self.box_pad_px.shape != (self.nc, 2):
+                raise ValueError(f"box pads of shape {tuple(self.box_pad_px.shape)} for a model with {self.nc} classes")
         self.task_assigner = assigner if assigner is not None else self.make_assigner()
         self.assigner = self._assign  # Ultralytics' loss calls self.assigner(...)
         self.assignment_observers: list[Callable[[Assignment], None]] = []
+
+    def preprocess(self, targets: torch.Tensor, batch_size: int, scale_tensor: torch.Tensor) -> torch.Tensor:
+        """Ultralytics' padded (batch, boxes, class + xyxy pixels) targets; with ``widen_thin``, every real box
+        grown by its class's pad (the all-zero padding rows stay zero: the loss tells boxes from them by sum)."""
+        out = super().preprocess(targets, batch_size, scale_tensor)
+        if self.box_pad_px is None or not out.shape[1]:
+            return out
+        real = out[..., 1:5].sum(-1, keepdim=True) > 0
+        widened = widen_boxes(out[..., 1:5], out[..., 0], self.box_pad_px)
+        out[..., 1:5] = torch.where(real, widened, out[..., 1:5])
+        return out
 
     def make_assigner(self) -> nn.Module:
         """The assigner this loss uses: Ultralytics' TaskAlignedAssigner as its loss built it."""

@@ -16,6 +16,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from shared.class_weights import class_weights
 from shared.datasets.profile import build_profile, classes_at_risk
 from shared.datasets.validate import LabeledImage
+from shared.recipe import apply_choices, automatic_choices
 from shared.schemas.training import TrainingOptions
 from worker.reporting import StageReporter
 from worker.ultralytics_ext.assigner import ThinAwareAssigner
@@ -23,6 +24,8 @@ from worker.ultralytics_ext.llrd import layer_index, layer_lr_factors, split_by_
 from worker.ultralytics_ext.loss import LossSettings, StagerunDetectionLoss
 from worker.ultralytics_ext.starvation import StarvationCollector
 from worker.ultralytics_ext.training_data import TrainingDataMixin
+from worker.ultralytics_ext.training_profile import training_profile
+from worker.ultralytics_ext.widening import ATTRIBUTE, NarrowingValidator, pads_of_long_side, stored_pad
 
 
 def _plain(value: object) -> float | int | str:
@@ -50,10 +53,50 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.profile: dict | None = None
+        self.box_pad: dict | None = None
+        if self.options is not None and (self.options.auto_recipe or self.options.widen_thin is not None):
+            self.profile = training_profile(self.data)
+            self._apply_automatic_recipe()
         if self.options is not None and self.options.starvation_batches:
             names = self.data["names"]
             report = StarvationCollector(len(names), names, self.options.starvation_batches, self.record_starvation)
             report.attach(self)
+
+    def _apply_automatic_recipe(self) -> None:
+        """Options the stage did not name, chosen from its training labels at its imgsz (shared/recipe.py);
+        the choices and their reasons are recorded as ``automatic_recipe``."""
+        if not self.options.auto_recipe:
+            return
+        imgsz = int(self.args.imgsz)
+        choices = automatic_choices(self.options, self.profile, imgsz)
+        self.options = apply_choices(self.options, choices)
+        at_risk = [entry["name"] for entry in classes_at_risk(self.profile, imgsz=imgsz)]
+        self.record(
+            "automatic_recipe",
+            {"imgsz": imgsz, "classes_at_risk": at_risk, "choices": [choice.to_dict() for choice in choices]},
+        )
+        for choice in choices:
+            LOGGER.info(f"stagerun recipe: {choice.option}={choice.to_dict()['value']} ({choice.reason})")
+
+    def widening_pads(self) -> list[tuple[float, float]] | None:
+        """``widen_thin``'s per-class pads (share of the long side), from the training labels; None when off."""
+        widen = self.options.widen_thin if self.options is not None else None
+        if widen is None:
+            return None
+        imgsz = int(self.args.imgsz)
+        if widen.classes is None:
+            widen = widen.model_copy(
+                update={"classes": [entry["name"] for entry in classes_at_risk(self.profile, imgsz=imgsz)]}
+            )
+        return pads_of_long_side(widen, self.profile, self.class_names(), imgsz)
+
+    def get_validator(self):
+        """Ultralytics' validator with predictions narrowed by the model's ``widen_thin`` pad, if it has one, so
+        per-epoch metrics and best.pt's fitness measure the boxes stagerun reports."""
+        from copy import copy
+
+        return NarrowingValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
 
     def record_starvation(self, report: dict) -> None:
         self.record("starvation", report)
@@ -99,6 +142,7 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             and options.focal is None
             and options.small_object_gain is None
             and options.thin_assigner is None
+            and options.widen_thin is None
         ):
             return None
         weights = None
@@ -112,7 +156,14 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             small_gain=small.gain if small else 1.0,
             small_threshold=small.threshold if small else 0.0,
             small_measure=small.measure if small else "area",
+            box_pad_px=self._pad_pixels(),
         )
+
+    def _pad_pixels(self) -> list[tuple[float, float]] | None:
+        if self.box_pad is None:
+            return None
+        imgsz = float(self.args.imgsz)  # the current size: out-of-memory recovery may have shrunk it
+        return [(w * imgsz, h * imgsz) for w, h in self.box_pad["pad"]]
 
     def class_names(self) -> list[str]:
         return [self.data["names"][i] for i in range(self.data["nc"])]
@@ -137,6 +188,7 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         Ultralytics strips ``criterion`` from every checkpoint, so the loss never reaches best.pt."""
         super().set_class_weights()
         self._record_classes_at_risk()
+        self._store_box_pad()
         settings = self.loss_settings()
         if settings is None:
             return
@@ -150,6 +202,33 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         criterion = self.build_criterion(model, settings)
         model.criterion = criterion
         self._record_loss(criterion, settings)
+
+    def _store_box_pad(self) -> None:
+        """Put ``widen_thin``'s pads on the model before the EMA copy is made, so best.pt and last.pt carry them
+        (a plain dict attribute); a model trained without widening carries none, even when it started from
+        weights that did."""
+        model = unwrap_model(self.model)
+        model = getattr(model, "student_model", model)
+        pads = self.widening_pads()
+        if pads is None:
+            self.box_pad = None
+            if hasattr(model, ATTRIBUTE):
+                delattr(model, ATTRIBUTE)
+            return
+        self.box_pad = stored_pad(self.class_names(), pads, self.options.widen_thin.target_px, int(self.args.imgsz))
+        setattr(model, ATTRIBUTE, self.box_pad)
+        names = self.class_names()
+        self.record(
+            "widen_thin",
+            {
+                "target_px": self.options.widen_thin.target_px,
+                "pad_px_at_imgsz": {
+                    names[i]: [round(w * self.args.imgsz, 3), round(h * self.args.imgsz, 3)]
+                    for i, (w, h) in enumerate(pads)
+                    if w or h
+                },
+            },
+        )
 
     def _record_classes_at_risk(self) -> None:
         """The dataset profile's thin-class warning, from the labels this stage really trains on and at its

@@ -1,0 +1,94 @@
+"""The automatic recipe for thin and rare classes: which stagerun training options a train stage gets when it
+does not name them, chosen from the dataset profile of its training labels at its imgsz. Pure functions.
+
+- **Thin classes** (the profile's ``classes_at_risk``: thin side under 3 px at imgsz, extreme aspect ratio)
+  get thin-box keeping through augmentation, the thin-aware assigner and ``widen_thin`` for those classes.
+- **Rare classes** (some class with ``RARE_RATIO`` times fewer training instances than the most frequent one)
+  get ``sqrt_inverse`` class weights and weighted sampling.
+
+These are the options the omr-bench measurements chose (docs/benchmarks.md). A dataset with neither trains
+exactly as plain Ultralytics. An option the stage names, even as null, is never touched, and
+``auto_recipe: false`` turns the whole recipe off. Each choice is returned with its reason, for ``stage.info``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.datasets.profile import classes_at_risk
+from shared.schemas.training import Sampling, ThinAssigner, ThinBoxes, TrainingOptions, WidenThin
+
+RARE_RATIO = 10.0
+RARE_WEIGHTS = "sqrt_inverse"
+
+
+@dataclass(frozen=True)
+class Choice:
+    option: str
+    value: object
+    reason: str
+
+    def to_dict(self) -> dict:
+        value = self.value.model_dump() if hasattr(self.value, "model_dump") else self.value
+        return {"option": self.option, "value": value, "reason": self.reason}
+
+
+def rare_classes(profile: dict, ratio: float = RARE_RATIO) -> tuple[list[dict], dict | None]:
+    """Classes with at least ``ratio`` times fewer instances than the most frequent class (empty classes are
+    left out: a class with no labels cannot be sampled more), and that most frequent class."""
+    present = [entry for entry in profile["classes"] if entry["instances"] > 0]
+    if len(present) < 2:
+        return [], None
+    top = max(present, key=lambda entry: entry["instances"])
+    return [e for e in present if e["instances"] * ratio <= top["instances"]], top
+
+
+def _thin_reason(at_risk: list[dict], imgsz: int) -> str:
+    parts = []
+    for entry in at_risk[:6]:
+        at_size = entry["median_thin_side_px_at_imgsz"].get(str(imgsz), entry["median_thin_side_px"])
+        parts.append(f"{entry['name']} ({at_size:.2f} px)")
+    more = f" and {len(at_risk) - 6} more" if len(at_risk) > 6 else ""
+    return f"thin classes at imgsz {imgsz}: median thin side " + ", ".join(parts) + more
+
+
+def _rare_reason(rare: list[dict], top: dict) -> str:
+    rarest = sorted(rare, key=lambda entry: entry["instances"])[:6]
+    listed = ", ".join(f"{e['name']} ({e['instances']})" for e in rarest)
+    more = f" and {len(rare) - 6} more" if len(rare) > 6 else ""
+    return (
+        f"rare classes, {RARE_RATIO:g}x or more below {top['name']} ({top['instances']} training instances): "
+        f"{listed}{more}"
+    )
+
+
+def automatic_choices(options: TrainingOptions, profile: dict, imgsz: int) -> list[Choice]:
+    """The options the recipe sets on a stage with ``options``, given the profile of its training labels."""
+    if not options.auto_recipe:
+        return []
+    named = options.named_options()
+    choices: list[Choice] = []
+    at_risk = classes_at_risk(profile, imgsz=imgsz)
+    if at_risk:
+        reason = _thin_reason(at_risk, imgsz)
+        thin = [entry["name"] for entry in at_risk]
+        for option, value in (
+            ("thin_boxes", ThinBoxes()),
+            ("thin_assigner", ThinAssigner()),
+            ("widen_thin", WidenThin(classes=thin)),
+        ):
+            if option not in named:
+                choices.append(Choice(option, value, reason))
+    rare, top = rare_classes(profile)
+    if rare:
+        reason = _rare_reason(rare, top)
+        for option, value in (("class_weights", RARE_WEIGHTS), ("sampling", Sampling(weights=RARE_WEIGHTS))):
+            if option not in named:
+                choices.append(Choice(option, value, reason))
+    return choices
+
+
+def apply_choices(options: TrainingOptions, choices: list[Choice]) -> TrainingOptions:
+    """``options`` with the chosen values set (a copy; the stage's spec is not changed)."""
+    if not choices:
+        return options
+    return options.model_copy(update={choice.option: choice.value for choice in choices})
