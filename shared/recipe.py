@@ -2,7 +2,8 @@
 does not name them, chosen from the dataset profile of its training labels at its imgsz. Pure functions.
 
 - **Thin classes** (the profile's ``classes_at_risk``: thin side under 3 px at imgsz, extreme aspect ratio)
-  get thin-box keeping through augmentation, the thin-aware assigner and ``widen_thin`` for those classes.
+  get thin-box keeping through augmentation and the thin-aware assigner; those whose thin side is under
+  ``widen_thin``'s target at imgsz are also trained widened and narrowed back at predict time.
 - **Rare classes** (some class with ``RARE_RATIO`` times fewer training instances than the most frequent one)
   get ``sqrt_inverse`` class weights and weighted sampling.
 
@@ -42,11 +43,12 @@ def rare_classes(profile: dict, ratio: float = RARE_RATIO) -> tuple[list[dict], 
     return [e for e in present if e["instances"] * ratio <= top["instances"]], top
 
 
+def _thin_side_at(entry: dict, imgsz: int) -> float:
+    return entry["median_thin_side_px_at_imgsz"].get(str(imgsz), entry["median_thin_side_px"])
+
+
 def _thin_reason(at_risk: list[dict], imgsz: int) -> str:
-    parts = []
-    for entry in at_risk[:6]:
-        at_size = entry["median_thin_side_px_at_imgsz"].get(str(imgsz), entry["median_thin_side_px"])
-        parts.append(f"{entry['name']} ({at_size:.2f} px)")
+    parts = [f"{entry['name']} ({_thin_side_at(entry, imgsz):.2f} px)" for entry in at_risk[:6]]
     more = f" and {len(at_risk) - 6} more" if len(at_risk) > 6 else ""
     return f"thin classes at imgsz {imgsz}: median thin side " + ", ".join(parts) + more
 
@@ -70,14 +72,12 @@ def automatic_choices(options: TrainingOptions, profile: dict, imgsz: int) -> li
     at_risk = classes_at_risk(profile, imgsz=imgsz)
     if at_risk:
         reason = _thin_reason(at_risk, imgsz)
-        thin = [entry["name"] for entry in at_risk]
-        for option, value in (
-            ("thin_boxes", ThinBoxes()),
-            ("thin_assigner", ThinAssigner()),
-            ("widen_thin", WidenThin(classes=thin)),
-        ):
-            if option not in named:
-                choices.append(Choice(option, value, reason))
+        widen = WidenThin()
+        narrow = [entry["name"] for entry in at_risk if _thin_side_at(entry, imgsz) < widen.target_px]
+        thin = [("thin_boxes", ThinBoxes()), ("thin_assigner", ThinAssigner())]
+        if narrow:
+            thin.append(("widen_thin", widen.model_copy(update={"classes": narrow})))
+        choices += [Choice(option, value, reason) for option, value in thin if option not in named]
     rare, top = rare_classes(profile)
     if rare:
         reason = _rare_reason(rare, top)

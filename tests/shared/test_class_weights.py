@@ -92,8 +92,9 @@ def test_options_are_stagerun_own_but_freeze_goes_to_ultralytics() -> None:
     stage = TrainStage(type="train", class_weights="inverse", focal={"gamma": 1.5}, freeze=[0, 1], llrd=0.8)
     args = stage.ultralytics_args()
     assert args["freeze"] == [0, 1]
-    assert not {"class_weights", "focal", "llrd", "thin_boxes", "sampling"} & set(args)
-    assert stage.thin_boxes is not None and stage.thin_boxes.min_box_px == 1.0
+    assert not {"class_weights", "focal", "llrd", "thin_boxes", "sampling", "auto_recipe", "widen_thin"} & set(args)
+    assert stage.thin_boxes is None and stage.auto_recipe  # thin-box keeping comes from the automatic recipe
+    assert stage.named_options() == {"class_weights", "focal", "llrd"}
 
 
 def test_class_indices_by_id_and_name_each_once() -> None:

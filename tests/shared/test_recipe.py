@@ -1,0 +1,73 @@
+"""The automatic recipe: which options a train stage gets from its data, and that named options win."""
+
+from __future__ import annotations
+
+from shared.datasets.profile import build_profile
+from shared.datasets.validate import LabeledImage
+from shared.recipe import apply_choices, automatic_choices, rare_classes
+from shared.schemas.pipeline import TrainStage
+
+NAMES = ["blob", "stem", "rare"]
+
+
+def image(boxes: list[tuple[int, float, float]], size: int = 320) -> LabeledImage:
+    """Boxes as (class, width px, height px) at the centre of a square image."""
+    return LabeledImage(
+        split="train",
+        path="x.png",
+        width=size,
+        height=size,
+        boxes=[(c, 0.5, 0.5, w / size, h / size) for c, w, h in boxes],
+    )
+
+
+def profile(thin: bool, rare: bool) -> dict:
+    stem = (1, 1.2, 40.0) if thin else (1, 30.0, 40.0)
+    images = [image([(0, 30.0, 30.0), stem]) for _ in range(50)]
+    images += [image([(2, 25.0, 25.0)]) for _ in range(3 if rare else 50)]
+    return build_profile(NAMES, images)
+
+
+def options_of(choices) -> dict:
+    return {choice.option: choice.to_dict()["value"] for choice in choices}
+
+
+def test_a_dataset_with_neither_thin_nor_rare_classes_gets_nothing() -> None:
+    assert automatic_choices(TrainStage(type="train"), profile(thin=False, rare=False), imgsz=320) == []
+
+
+def test_thin_classes_get_the_thin_recipe_for_those_classes_with_the_reason() -> None:
+    choices = automatic_choices(TrainStage(type="train"), profile(thin=True, rare=False), imgsz=320)
+    chosen = options_of(choices)
+    assert set(chosen) == {"thin_boxes", "thin_assigner", "widen_thin"}
+    assert chosen["widen_thin"] == {"target_px": 8.0, "classes": ["stem"]}
+    assert all("stem (1.1" in choice.reason and "imgsz 320" in choice.reason for choice in choices), choices
+
+
+def test_rare_classes_get_weights_and_sampling_with_the_counts_in_the_reason() -> None:
+    choices = automatic_choices(TrainStage(type="train"), profile(thin=False, rare=True), imgsz=320)
+    chosen = options_of(choices)
+    assert chosen == {"class_weights": "sqrt_inverse", "sampling": {"weights": "sqrt_inverse", "ramp_epochs": 0}}
+    assert "rare (3)" in choices[0].reason and "blob (50" in choices[0].reason
+    rare, top = rare_classes(profile(thin=False, rare=True))
+    assert [entry["name"] for entry in rare] == ["rare"] and top["name"] == "blob"
+
+
+def test_named_options_even_null_are_kept_and_auto_recipe_false_turns_everything_off() -> None:
+    both = profile(thin=True, rare=True)
+    spec = TrainStage(type="train", thin_assigner=None, class_weights={"rare": 3.0}, widen_thin={"target_px": 5})
+    chosen = options_of(automatic_choices(spec, both, imgsz=320))
+    assert set(chosen) == {"thin_boxes", "sampling"}
+    resolved = apply_choices(spec, automatic_choices(spec, both, imgsz=320))
+    assert resolved.thin_assigner is None and resolved.class_weights == {"rare": 3.0}
+    assert resolved.widen_thin.target_px == 5 and resolved.sampling is not None
+    assert spec.sampling is None  # the stage's own spec is not changed
+    assert automatic_choices(TrainStage(type="train", auto_recipe=False), both, imgsz=320) == []
+
+
+def test_a_class_thin_only_at_a_small_imgsz_is_thin_there() -> None:
+    images = [image([(0, 30.0, 30.0), (1, 12.0, 200.0), (2, 30.0, 30.0)], size=1280) for _ in range(20)]
+    data = build_profile(NAMES, images)
+    at_full_size = options_of(automatic_choices(TrainStage(type="train"), data, imgsz=1280))
+    assert set(at_full_size) == {"thin_boxes", "thin_assigner"}  # aspect ratio 17, but 12 px wide: nothing to widen
+    assert options_of(automatic_choices(TrainStage(type="train"), data, imgsz=256))["widen_thin"]["classes"] == ["stem"]
