@@ -35,7 +35,7 @@ def starvation_of(data: Path, out: Path, name: str, options: TrainingOptions):
 
 
 def test_bars_are_starved_with_the_options_off_and_fed_with_them_on(thin_data: Path, tmp_path: Path) -> None:
-    trainer_off, criteria, off = starvation_of(thin_data, tmp_path, "off", TrainingOptions(thin_boxes=None, starvation_batches=3))
+    trainer_off, criteria, off = starvation_of(thin_data, tmp_path, "off", TrainingOptions(auto_recipe=False, thin_boxes=None, starvation_batches=3))
     assert criteria == [v8DetectionLoss] * 2
     assert set(off) == {"first_epoch", "last_epoch"}
     assert (off["first_epoch"]["epoch"], off["last_epoch"]["epoch"]) == (1, 2)
@@ -46,7 +46,7 @@ def test_bars_are_starved_with_the_options_off_and_fed_with_them_on(thin_data: P
     assert at_risk["name"] == "bar" and at_risk["median_thin_side_px"] == pytest.approx(3.0, abs=0.5)
     assert any("aspect ratio" in reason for reason in at_risk["reasons"])
 
-    on_options = TrainingOptions(thin_boxes=None, starvation_batches=3, thin_assigner=ThinAssigner())
+    on_options = TrainingOptions(auto_recipe=False, thin_boxes=None, starvation_batches=3, thin_assigner=ThinAssigner())
     trainer, criteria, on = starvation_of(thin_data, tmp_path, "on", on_options)
     assert criteria == [StagerunDetectionLoss] * 2
     assert isinstance(trainer.model.criterion.task_assigner, ThinAwareAssigner)
@@ -67,12 +67,12 @@ def test_neutral_thin_assigner_and_the_starvation_report_train_like_plain_ultral
         thin_data,
         tmp_path,
         "reported",
-        StagerunTrainer.for_stage(TrainingOptions(thin_boxes=None, starvation_batches=8), Recorded()),
+        StagerunTrainer.for_stage(TrainingOptions(auto_recipe=False, thin_boxes=None, starvation_batches=8), Recorded()),
         epochs=1,
         imgsz=96,
     )
     assert results_rows(reported) == results_rows(plain)  # the report only reads the assigner's outputs
-    neutral = TrainingOptions(thin_boxes=None, thin_assigner=ThinAssigner(iou="ciou", target_floor=0.0))
+    neutral = TrainingOptions(auto_recipe=False, thin_boxes=None, thin_assigner=ThinAssigner(iou="ciou", target_floor=0.0))
     ours, criteria = train(thin_data, tmp_path, "neutral", StagerunTrainer.for_stage(neutral, Recorded()), epochs=1,
                            imgsz=96)
     assert criteria == [StagerunDetectionLoss]

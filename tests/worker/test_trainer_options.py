@@ -72,7 +72,7 @@ def plain(data_yaml: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_options_off_install_nothing_and_train_exactly_like_plain_ultralytics(data_yaml, tmp_path, plain) -> None:
-    options = TrainingOptions(thin_boxes=None, starvation_batches=0)
+    options = TrainingOptions(auto_recipe=False, thin_boxes=None, starvation_batches=0)
     ours, criteria = train(data_yaml, tmp_path, "ours", StagerunTrainer.for_stage(options, Recorded()))
     plain_trainer, plain_criteria = plain
     assert criteria == plain_criteria == [v8DetectionLoss]
@@ -81,7 +81,7 @@ def test_options_off_install_nothing_and_train_exactly_like_plain_ultralytics(da
 
 
 def test_neutral_loss_options_install_our_loss_and_match_plain(data_yaml, tmp_path, plain) -> None:
-    options = TrainingOptions(thin_boxes=None, class_weights={"square": 1.0}, focal={"gamma": 0.0})
+    options = TrainingOptions(auto_recipe=False, thin_boxes=None, class_weights={"square": 1.0}, focal={"gamma": 0.0})
     ours, criteria = train(data_yaml, tmp_path, "neutral", StagerunTrainer.for_stage(options, Recorded()))
     assert criteria == [StagerunDetectionLoss]
     plain_rows, our_rows = results_rows(plain[0]), results_rows(ours)
@@ -120,7 +120,7 @@ def test_weighted_focal_small_object_run_records_weights_and_saves_plain_weights
 
 
 def test_automatic_weights_from_training_labels(data_yaml, tmp_path) -> None:
-    options = TrainingOptions(thin_boxes=None, class_weights="inverse")
+    options = TrainingOptions(auto_recipe=False, thin_boxes=None, class_weights="inverse")
     ours, _ = train(data_yaml, tmp_path, "auto", StagerunTrainer.for_stage(options, Recorded()))
     counts = ours.reporter.info["class_instances"]
     inverse = {name: 1 / count for name, count in counts.items()}
@@ -132,7 +132,7 @@ def test_freeze_keeps_layers_and_llrd_decays_lr_per_layer(data_yaml, tmp_path) -
     start = tmp_path / "start.pt"
     YOLO("yolov8n.yaml").save(start)
     initial = {k: v.clone() for k, v in torch.load(start, weights_only=False)["model"].float().state_dict().items()}
-    options = TrainingOptions(thin_boxes=None, llrd=0.5)
+    options = TrainingOptions(auto_recipe=False, thin_boxes=None, llrd=0.5)
     ours, _ = train(
         data_yaml,
         tmp_path,
@@ -165,7 +165,7 @@ def test_freeze_keeps_layers_and_llrd_decays_lr_per_layer(data_yaml, tmp_path) -
 def test_llrd_with_optimizer_auto_is_recorded_with_a_warning(data_yaml, tmp_path) -> None:
     from ultralytics.nn.tasks import DetectionModel
 
-    trainer_class = StagerunTrainer.for_stage(TrainingOptions(thin_boxes=None, llrd=0.8), Recorded())
+    trainer_class = StagerunTrainer.for_stage(TrainingOptions(auto_recipe=False, thin_boxes=None, llrd=0.8), Recorded())
     trainer = trainer_class(overrides={"model": "yolov8n.yaml", "data": str(data_yaml), "project": str(tmp_path)})
     model = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
     optimizer = trainer.build_optimizer(model, name="auto", lr=0.01, iterations=100)
@@ -179,6 +179,6 @@ def test_llrd_with_optimizer_auto_is_recorded_with_a_warning(data_yaml, tmp_path
 
 
 def test_loss_options_refuse_an_end_to_end_head_before_training(data_yaml, tmp_path) -> None:
-    options = TrainingOptions(thin_boxes=None, focal={"gamma": 2.0})
+    options = TrainingOptions(auto_recipe=False, thin_boxes=None, focal={"gamma": 2.0})
     with pytest.raises(ValueError, match="end-to-end head"):
         train(data_yaml, tmp_path, "e2e", StagerunTrainer.for_stage(options, Recorded()), model="yolo26n.yaml")

@@ -81,7 +81,7 @@ def results_rows(trainer) -> list[dict]:
 
 def test_data_options_off_keep_ultralytics_dataset_loader_and_training(data_yaml: Path, tmp_path: Path) -> None:
     plain = train(data_yaml, tmp_path, "plain", DetectionTrainer, epochs=1)
-    options = TrainingOptions(thin_boxes=None, sampling=None, copy_paste_rare=None)
+    options = TrainingOptions(auto_recipe=False, thin_boxes=None, sampling=None, copy_paste_rare=None)
     ours = train(data_yaml, tmp_path, "ours", StagerunTrainer.for_stage(options, Recorded()), epochs=1)
     loader = ours.train_loader
     assert type(loader.dataset) is YOLODataset
