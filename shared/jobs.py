@@ -109,7 +109,7 @@ def create_job(
             index=index,
             type=stage_spec.type,
             state=StageState.PENDING.value,
-            spec=stage_spec.model_dump(mode="json", exclude_none=True),
+            spec=stage_spec.stored(),
             dir=stage_dir_rel(job.id, index, stage_spec.type),
             epochs=getattr(stage_spec, "epochs", None),
         )

@@ -44,6 +44,13 @@ class StageBase(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=100, description="A label for this stage.")
 
+    def stored(self) -> dict:
+        """The spec as stored on the stage row: unset fields left out, but a field the user set to null kept
+        as null, so the worker's copy knows what was named (the automatic recipe leaves named options alone)."""
+        stored = self.model_dump(mode="json", exclude_none=True)
+        stored.update({name: None for name in self.model_fields_set if getattr(self, name) is None})
+        return stored
+
     def ultralytics_args(self) -> dict:
         """The arguments this stage hands to Ultralytics: the ones the user set, minus stagerun's own."""
         own = {"type", "name", *self.stagerun_fields()}

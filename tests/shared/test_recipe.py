@@ -71,3 +71,16 @@ def test_a_class_thin_only_at_a_small_imgsz_is_thin_there() -> None:
     at_full_size = options_of(automatic_choices(TrainStage(type="train"), data, imgsz=1280))
     assert set(at_full_size) == {"thin_boxes", "thin_assigner"}  # aspect ratio 17, but 12 px wide: nothing to widen
     assert options_of(automatic_choices(TrainStage(type="train"), data, imgsz=256))["widen_thin"]["classes"] == ["stem"]
+
+
+def test_a_stored_stage_spec_keeps_what_was_named_as_null() -> None:
+    from pydantic import TypeAdapter
+
+    from shared.schemas.pipeline import StageSpec
+
+    spec = TrainStage(type="train", epochs=3, thin_assigner=None, widen_thin=None)
+    stored = spec.stored()
+    assert stored["thin_assigner"] is None and stored["widen_thin"] is None and "class_weights" not in stored
+    again = TypeAdapter(StageSpec).validate_python(stored)  # what the worker reads back
+    assert again.named_options() == {"thin_assigner", "widen_thin", "auto_recipe", "starvation_batches"}
+    assert {c.option for c in automatic_choices(again, profile(thin=True, rare=False), 320)} == {"thin_boxes"}
