@@ -8,6 +8,9 @@ from pydantic import BaseModel, Field
 class FieldProblem(BaseModel):
     field: str
     message: str
+    code: str | None = Field(None, description="For dataset findings: the kind (label_fields, image_unreadable, ...).")
+    file: str | None = Field(None, description="For dataset findings: the file, relative to the dataset folder.")
+    line: int | None = Field(None, description="For dataset findings: the line of a label file.")
 
 
 class ErrorDetail(BaseModel):

@@ -8,13 +8,17 @@ class StagerunError(Exception):
     code = "bad_request"
     headers: dict[str, str] | None = None
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, details: list[dict] | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.details = details
 
     def to_dict(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+        body = {"code": self.code, "message": self.message, "field": self.field}
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
 
 
 class InvalidSpec(StagerunError):

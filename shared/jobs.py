@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from shared.auth import Principal
 from shared.class_weights import class_index, class_indices
+from shared.datasets.check import check_dataset
 from shared.db import get_engine
 from shared.errors import Conflict, InvalidSpec, NotFound
 from shared.models import Job, MetricRow, Stage, as_utc, utcnow
@@ -88,6 +89,7 @@ def create_job(
     dataset = resolve_dataset(settings, spec.dataset, session=session, principal=principal)
     model = resolve_model(settings, session, spec.model, principal=principal)
     check_pipeline(spec, dataset, model)
+    check_dataset(dataset, spec.dataset, settings.dataset_max_images)
     now = utcnow()
     job = Job(
         name=spec.name or f"{spec.stages[0].type}-{now:%Y%m%d-%H%M%S}",

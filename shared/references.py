@@ -42,7 +42,7 @@ class DatasetRef:
         return data
 
 
-def _split_paths(value: object, split: str, base: Path, datasets_root: Path) -> list[Path]:
+def _split_paths(value: object, split: str, base: Path, datasets_root: Path, where: str) -> list[Path]:
     entries = value if isinstance(value, list) else [value]
     if not entries or not all(isinstance(e, str) and e.strip() for e in entries):
         raise InvalidSpec(f"data.yaml '{split}' must be a path or a list of paths", field="dataset")
@@ -51,7 +51,7 @@ def _split_paths(value: object, split: str, base: Path, datasets_root: Path) -> 
         path = Path(entry)
         path = path if path.is_absolute() else base / path
         if not is_inside(datasets_root, path):
-            raise InvalidSpec(f"data.yaml '{split}' path {entry!r} leads outside the datasets root", field="dataset")
+            raise InvalidSpec(f"data.yaml '{split}' path {entry!r} leads outside {where}", field="dataset")
         if not path.exists():
             raise InvalidSpec(f"data.yaml '{split}' path {entry!r} does not exist", field="dataset")
         paths.append(path.resolve())
@@ -84,9 +84,9 @@ def find_data_yaml(folder: Path) -> Path | None:
     return next((folder / n for n in DATA_YAML_NAMES if (folder / n).is_file()), None)
 
 
-def load_data_yaml(yaml_path: Path, boundary: Path, label: str) -> DatasetRef:
-    """Read a data.yaml whose split folders must stay under ``boundary``. Without a ``path`` key,
-    splits are relative to the yaml's folder."""
+def load_data_yaml(yaml_path: Path, boundary: Path, label: str, where: str = "the datasets root") -> DatasetRef:
+    """Read a data.yaml whose split folders must stay under ``boundary`` (``where`` names it in errors).
+    Without a ``path`` key, splits are relative to the yaml's folder."""
     try:
         data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -102,11 +102,11 @@ def load_data_yaml(yaml_path: Path, boundary: Path, label: str) -> DatasetRef:
             raise InvalidSpec("data.yaml 'path' must be a string", field="dataset")
         base = Path(data["path"]) if Path(data["path"]).is_absolute() else yaml_path.parent / data["path"]
         if not is_inside(boundary, base):
-            raise InvalidSpec("data.yaml 'path' leads outside the datasets root", field="dataset")
+            raise InvalidSpec(f"data.yaml 'path' leads outside {where}", field="dataset")
     splits = {}
     for split in ("train", "val", "test"):
         if data.get(split):
-            splits[split] = _split_paths(data[split], split, base, boundary)
+            splits[split] = _split_paths(data[split], split, base, boundary, where)
     for required in ("train", "val"):
         if required not in splits:
             raise InvalidSpec(f"dataset {label!r}: data.yaml has no '{required}' split", field="dataset")

@@ -59,14 +59,16 @@ async def _json_body(request: Request) -> DatasetRegister:
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
     openapi_extra={"requestBody": REGISTER_BODY},
-    responses=UNSUPPORTED_MEDIA_TYPE,
+    responses={**UNSUPPORTED_MEDIA_TYPE, 200: {"model": DatasetPublic, "description": "The folder was registered before."}},
 )
 async def register_dataset(
     request: Request, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, response: Response
 ) -> DatasetPublic:
     """Register a folder under the datasets root (JSON ``{"path": ...}``) or upload a zip (multipart
-    ``file``). It is validated and profiled now; problems in its content are stored with it (``valid``
-    false, each with file and line), and a job naming it as ``dataset:<id>`` is refused until fixed."""
+    ``file``). It is validated and profiled now. A folder with problems is stored with them (``valid``
+    false, each with file and line), and a job naming it as ``dataset:<id>`` is refused until fixed;
+    registering the same folder again validates it again and answers 200 with the same dataset. A zip
+    with any error is refused (422, every finding in ``details``) and nothing of it is kept."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=4) as form:
@@ -80,7 +82,11 @@ async def register_dataset(
             )
     elif content_type in ("application/json", ""):
         spec = await _json_body(request)
-        record = await run_in_threadpool(registry.register_folder, session, settings, principal, spec.path, spec.name)
+        record, created = await run_in_threadpool(
+            registry.register_folder, session, settings, principal, spec.path, spec.name
+        )
+        if not created:
+            response.status_code = status.HTTP_200_OK
     else:
         raise UnsupportedMediaType(
             f"send application/json (a folder) or multipart/form-data (a zip), not {content_type!r}",

@@ -1,9 +1,12 @@
 """Registered datasets: validated and profiled once, stored with their report, seen by their owner.
 
 Registration refuses (4xx, nothing stored) a request that cannot name a dataset: a path outside the
-datasets root, a file instead of a folder, an unsafe or oversized zip. A dataset whose content has
-problems is stored with ``valid = false`` and its report, so its owner can read what to fix; a job
-naming it is refused (shared/references.py)."""
+datasets root, a file instead of a folder, an unsafe or oversized zip. **An upload** whose content has
+any error is refused too (422 with every finding; its files are removed): nothing invalid is ever copied
+in. **A folder registered in place** whose content has problems is stored with ``valid = false`` and its
+report, so its owner can read what to fix; registering the same folder again validates it again and
+returns the same dataset. A job naming an invalid dataset, or one whose folder has changed into an
+invalid one, is refused (shared/datasets/check.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session
 from shared.auth import Principal
 from shared.datasets.profile import build_profile
 from shared.datasets.upload import ZipLimits, dataset_folder, extract_zip
-from shared.datasets.validate import validate_dataset
+from shared.datasets.validate import ValidationReport, validate_dataset
 from shared.errors import Conflict, InvalidSpec, NotFound, PathOutsideRoot
 from shared.models import Dataset, Job, new_job_id, utcnow
 from shared.references import REGISTERED_PREFIX, UPLOADS_DIR
@@ -27,10 +30,21 @@ from shared.states import TERMINAL_JOB_STATES
 from shared.storage import safe_resolve
 
 
+def _validate(settings: Settings, folder: Path) -> ValidationReport:
+    return validate_dataset(folder, folder, settings.dataset_max_images)
+
+
 def _check_and_store(
-    session: Session, settings: Settings, principal: Principal, dataset_id: str, name: str, folder: Path, source: str
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    dataset_id: str,
+    name: str,
+    folder: Path,
+    source: str,
+    report: ValidationReport | None = None,
 ) -> Dataset:
-    report = validate_dataset(folder, settings.datasets_root, settings.dataset_max_images)
+    report = report or _validate(settings, folder)
     profile = build_profile(report.names, report.images) if report.valid else None
     record = Dataset(
         id=dataset_id,
@@ -48,9 +62,23 @@ def _check_and_store(
     return record
 
 
+def _refresh(session: Session, settings: Settings, record: Dataset, folder: Path, name: str | None) -> Dataset:
+    """The folder was registered before: validate it again (it may have been fixed or broken since)."""
+    report = _validate(settings, folder)
+    record.valid = report.valid
+    record.validation = report.to_dict()
+    record.profile = build_profile(report.names, report.images) if report.valid else None
+    if name:
+        record.name = name
+    session.commit()
+    return record
+
+
 def register_folder(
     session: Session, settings: Settings, principal: Principal, path: str, name: str | None = None
-) -> Dataset:
+) -> tuple[Dataset, bool]:
+    """The dataset of the folder at ``path`` and whether it is new: a folder this owner registered before is
+    validated again and its record returned."""
     try:
         folder = safe_resolve(settings.datasets_root, path, what="path")
     except NotFound as exc:
@@ -62,7 +90,13 @@ def register_folder(
         raise InvalidSpec("uploaded datasets are registered already; name them as dataset:<id>", field="path")
     if not folder.is_dir():
         raise InvalidSpec(f"path {path!r} is not a folder", field="path")
-    return _check_and_store(session, settings, principal, new_job_id(), name or folder.name, folder, "folder")
+    relative_path = folder.relative_to(settings.datasets_root.resolve()).as_posix()
+    existing = session.scalar(
+        select(Dataset).where(Dataset.owner == principal.owner, Dataset.path == relative_path, Dataset.source == "folder")
+    )
+    if existing is not None:
+        return _refresh(session, settings, existing, folder, name), False
+    return _check_and_store(session, settings, principal, new_job_id(), name or folder.name, folder, "folder"), True
 
 
 def register_upload(session: Session, settings: Settings, principal: Principal, upload: BinaryIO, name: str) -> Dataset:
@@ -74,7 +108,19 @@ def register_upload(session: Session, settings: Settings, principal: Principal, 
     )
     extracted = extract_zip(upload, uploads / dataset_id, limits)
     try:
-        return _check_and_store(session, settings, principal, dataset_id, name, dataset_folder(extracted), "upload")
+        folder = dataset_folder(extracted)
+        report = _validate(settings, folder)
+        if not report.valid:
+            errors = [i.to_dict() | {"field": "file"} for i in report.issues if i.severity == "error"]
+            first = errors[0]
+            where = f"{first['file']}:{first['line']}" if first["line"] else first["file"] or "the zip"
+            raise InvalidSpec(
+                f"the uploaded dataset did not pass validation ({len(errors)} error(s)); nothing was kept: "
+                f"{where}: {first['message']}",
+                field="file",
+                details=errors[:50],
+            )
+        return _check_and_store(session, settings, principal, dataset_id, name, folder, "upload", report)
     except BaseException:
         session.rollback()
         shutil.rmtree(extracted, ignore_errors=True)

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from shared.errors import InvalidSpec
 from shared.references import DATA_YAML_NAMES, DatasetRef, find_data_yaml, load_data_yaml
+from shared.storage import is_inside
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"})
 MAX_REPORTED_PER_SEVERITY = 300
@@ -166,6 +167,8 @@ def _check_image(data: bytes) -> tuple[int, int] | str:
         with Image.open(io.BytesIO(data)) as image:
             size, kind = image.size, image.format
             image.verify()
+    except Image.DecompressionBombError as exc:
+        return f"image declares too many pixels to decode safely ({str(exc)[:120]})"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError) as exc:
         # ImportError: where Ultralytics is loaded it patches Image.open to retry unknown files with pi_heif
         return f"unreadable image ({exc.__class__.__name__}: {str(exc)[:100]})"
@@ -177,17 +180,23 @@ def _check_image(data: bytes) -> tuple[int, int] | str:
 
 
 def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    """A path as reports show it: relative to the dataset folder, never a server path. A link inside the
+    folder is named where it is; a file outside it only by its name."""
+    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+        try:
+            return candidate.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return f"(outside the dataset folder)/{path.name}"
 
 
 def count_images(ref: DatasetRef) -> int:
     return sum(len(split_images(paths)) for paths in ref.splits.values())
 
 
-def validate_dataset(folder: Path, boundary: Path, max_images: int | None = None) -> ValidationReport:
+def validate_dataset(
+    folder: Path, boundary: Path, max_images: int | None = None, where: str = "the dataset folder"
+) -> ValidationReport:
     """Validate the dataset whose data.yaml is in ``folder`` (or is ``folder``, a yaml file); split
     folders must stay under ``boundary``. A train stage profiles its dataset with
     ``build_profile(report.names, report.images)`` from ``validate_dataset(ref.yaml_path, datasets_root)``.
@@ -202,7 +211,7 @@ def validate_dataset(folder: Path, boundary: Path, max_images: int | None = None
         return report
     yaml_name = _relative(yaml_path, root)
     try:
-        ref = load_data_yaml(yaml_path, boundary, root.name)
+        ref = load_data_yaml(yaml_path, boundary, root.name, where)
     except InvalidSpec as exc:
         report.add("error", "bad_data_yaml", exc.message, yaml_name)
         return report
@@ -235,6 +244,9 @@ def _check_one(
     used_labels: set[Path],
 ) -> None:
     name = _relative(image_path, root)
+    if not is_inside(root, image_path):
+        report.add("error", "outside_dataset", "image is reached through a link or list outside the dataset folder", name)
+        return
     try:
         data = image_path.read_bytes()
     except OSError as exc:
@@ -252,6 +264,9 @@ def _check_one(
     label_path = label_path_for(image_path)
     used_labels.add(label_path.resolve())
     boxes: list[Box] = []
+    if label_path.exists() and not is_inside(root, label_path):
+        report.add("error", "outside_dataset", "label file is a link outside the dataset folder", _relative(label_path, root))
+        return
     if label_path.is_file():
         label_name = _relative(label_path, root)
         try:
@@ -274,4 +289,4 @@ def _orphan_labels(report: ValidationReport, split_path: Path, used_labels: set[
     for label in sorted(labels_dir.rglob("*.txt")):
         if label.resolve() not in used_labels:
             file = _relative(label, root)
-            report.add("warning", "label_without_image", "label file has no image; Ultralytics ignores it", file)
+            report.add("error", "label_without_image", "label file has no image (Ultralytics would ignore it)", file)

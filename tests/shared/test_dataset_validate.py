@@ -75,7 +75,7 @@ def test_every_kind_of_problem_is_found(dataset):
     assert not report.valid
     found = issues(report)
     assert ("error", "label_not_numeric", "labels/train/train_0000.txt", 2) in found
-    assert ("warning", "label_without_image", "labels/train/orphan.txt", None) in found
+    assert ("error", "label_without_image", "labels/train/orphan.txt", None) in found
     assert ("error", "image_unreadable", "images/train/train_0001.png", None) in found
     assert ("error", "image_unreadable", "images/train/train_0003.png", None) in found
     assert ("warning", "duplicate_file", "images/val/copy.png", None) in found

@@ -85,7 +85,7 @@ def test_registered_dataset_resolves_for_its_owner_and_the_worker(embedded, tiny
 
     alice, bob = Principal("alice"), Principal("bob")
     with session_scope() as session:
-        record = register_folder(session, embedded, alice, tiny_dataset)
+        record, _ = register_folder(session, embedded, alice, tiny_dataset)
         name = f"dataset:{record.id}"
         for principal in (alice, SYSTEM):  # SYSTEM: what the worker passes at run time
             ref = resolve_dataset(embedded, name, session=session, principal=principal)

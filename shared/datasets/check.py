@@ -1,0 +1,94 @@
+"""The one gate every dataset reference passes before a job is queued: a folder or yaml named by path, a
+registered ``dataset:<id>`` (whose folder may have changed since it was registered) or an upload.
+
+It runs the dataset validator and refuses, with a 422 naming each problem by file and line, any dataset with
+an error: the problems Ultralytics would otherwise drop silently (bad label lines, unreadable images, labels
+without images) and files that a link or a list file reaches outside the dataset's folder. Results are
+cached by a fingerprint of the data.yaml and of every image and label file's size and mtime, so a re-submit
+naming an unchanged dataset does not read it again."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+
+from shared.datasets.validate import ValidationReport, label_path_for, split_images, validate_dataset
+from shared.errors import InvalidSpec
+from shared.references import DatasetRef
+
+CACHE_SIZE = 256
+MAX_LISTED = 50
+
+_cache: OrderedDict[str, tuple[str, list[dict], dict]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def fingerprint(ref: DatasetRef) -> str:
+    """A digest of data.yaml's bytes and of (path, size, mtime) of every image and label file it reaches."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(ref.yaml_path.read_bytes())
+    for split in sorted(ref.splits):
+        digest.update(f"\0split {split}\0".encode())
+        for path in ref.splits[split]:
+            if path.is_file():  # a list file: its own content counts too
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        for image in split_images(ref.splits[split]):
+            for path in (image, label_path_for(image)):
+                try:
+                    stat = path.stat()
+                except OSError:
+                    digest.update(f"{path}\0missing\0".encode())
+                    continue
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def _problems(report: ValidationReport) -> list[dict]:
+    return [
+        {"field": "dataset", "code": i.code, "message": i.message, "file": i.file, "line": i.line}
+        for i in report.issues
+        if i.severity == "error"
+    ]
+
+
+def check_dataset(ref: DatasetRef, label: str, max_images: int | None = None) -> dict:
+    """Raise ``InvalidSpec`` (422, field ``dataset``, every error in ``details``) unless the dataset is valid;
+    returns the validation counts of a valid one."""
+    key = str(ref.yaml_path.resolve())
+    current = fingerprint(ref)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None and cached[0] == current:
+            _cache.move_to_end(key)
+            problems, counts = cached[1], cached[2]
+        else:
+            cached = None
+    if cached is None:
+        report = validate_dataset(ref.yaml_path, ref.yaml_path.parent, max_images)
+        problems, counts = _problems(report), report.split_images
+        with _lock:
+            _cache[key] = (current, problems, counts)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    if problems:
+        first = problems[0]
+        where = f"{first['file']}:{first['line']}" if first["line"] else first["file"] or "data.yaml"
+        more = f" (and {len(problems) - 1} more problem(s), listed in details)" if len(problems) > 1 else ""
+        raise InvalidSpec(
+            f"dataset {label!r} did not pass validation: {where}: {first['message']}{more}",
+            field="dataset",
+            details=problems[:MAX_LISTED],
+        )
+    return counts
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def cached_entries() -> int:
+    return len(_cache)
+
