@@ -17,7 +17,7 @@ from shared.datasets.check import check_dataset
 from shared.db import get_engine
 from shared.errors import Conflict, InvalidSpec, NotFound
 from shared.models import Job, MetricRow, Stage, as_utc, utcnow
-from shared.references import DatasetRef, ModelRef, resolve_dataset, resolve_model
+from shared.references import DatasetRef, ModelRef, model_layer_count, resolve_dataset, resolve_model
 from shared.schemas import JobCreate, JobPublic, Links, MetricRowPublic, StagePublic
 from shared.settings import Settings
 from shared.states import JobState, StageState, move_job, move_stage, resume_job
@@ -43,6 +43,7 @@ def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> Non
             trained = True
             for key, key_field in stage.class_keys():
                 class_index(key, dataset.names, f"{field}.{key_field}")
+            _check_freeze(stage.freeze, model_layer_count(model), f"{field}.freeze")
         elif stage.type == "mine":
             _check_mine_stage(stage, field, dataset, model, trained)
             mined = True
@@ -55,6 +56,21 @@ def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> Non
                     "evaluate needs weights: put a train stage before it or start the job from a .pt or job:<id>",
                     field=f"{field}.weights",
                 )
+
+
+def _check_freeze(freeze: int | list[int] | None, layers: int | None, field: str) -> None:
+    """Ultralytics ignores freeze indices its model does not have; refuse them while the model's depth is known."""
+    if freeze is None or layers is None:
+        return
+    if isinstance(freeze, int):
+        if freeze > layers:
+            raise InvalidSpec(f"freeze {freeze} exceeds the model's {layers} layers", field=field)
+        return
+    for position, index in enumerate(freeze):
+        if index >= layers:
+            raise InvalidSpec(
+                f"layer {index} does not exist: the model has layers 0..{layers - 1}", field=f"{field}.{position}"
+            )
 
 
 def owner_idempotency_key(owner: str, idempotency_key: str) -> str:

@@ -177,6 +177,36 @@ def _is_known_model_yaml(name: str) -> bool:
     return stem in known or unscaled in known
 
 
+def _model_yaml_file(name: str) -> Path | None:
+    """The packaged Ultralytics yaml a model name stands for (yolov8n.yaml -> cfg/models/v8/yolov8.yaml)."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    stem = Path(name).stem
+    unscaled = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)
+    cfg_dir = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "models"
+    for candidate in (stem, unscaled):
+        found = sorted(cfg_dir.rglob(f"{candidate}.yaml"))
+        if found:
+            return found[0]
+    return None
+
+
+def model_layer_count(model: ModelRef) -> int | None:
+    """How many layers (``model.model`` modules) a model config builds: its backbone plus head entries. None
+    for weights (reading a checkpoint needs torch; the worker checks those) or an unreadable config."""
+    if model.is_weights:
+        return None
+    path = Path(model.source) if Path(model.source).is_absolute() else _model_yaml_file(model.source)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) if path is not None else None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(config, dict) or not isinstance(config.get("backbone"), list):
+        return None
+    return len(config["backbone"]) + len(config.get("head") or [])
+
+
 def _check_checkpoint(path: Path, field: str) -> Path:
     if path.suffix != ".pt":
         raise InvalidSpec(f"weights file {path.name!r} must end in .pt", field=field)
@@ -231,8 +261,8 @@ def resolve_model(
                 raise InvalidSpec(exc.message, field=field) from None
             return ModelRef(source=str(_check_checkpoint(path, field)), is_weights=True)
         raise InvalidSpec(
-            f"weights {model!r} not found in the weights root ({settings.weights_root}) or the artifacts root; "
-            "stagerun never downloads weights: put the file there first",
+            f"weights {model!r} not found in the weights root or the artifacts root; "
+            "stagerun never downloads weights: put the file in the weights root first",
             field=field,
         )
     raise InvalidSpec(f"model {model!r} must be a model yaml (yolov8n.yaml), a .pt file, or job:<id>", field=field)

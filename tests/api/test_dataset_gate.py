@@ -192,3 +192,16 @@ def test_a_bad_zip_is_refused_with_its_report_and_nothing_is_kept(client, embedd
     uploads = embedded.datasets_root / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir())
     assert client.get("/v1/datasets").json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "freeze", "field"),
+    [("yolov8n.yaml", [0, 999], "stages.0.freeze.1"), ("yolov8n.yaml", 24, "stages.0.freeze"),
+     ("yolov8n-p2.yaml", [29], "stages.0.freeze.0")],
+)
+def test_freeze_indices_the_model_does_not_have_are_refused(client, pipeline, model, freeze, field) -> None:
+    stages = [{**pipeline["stages"][0], "freeze": freeze}]
+    response = client.post("/v1/jobs", json={**pipeline, "model": model, "stages": stages})
+    assert response.status_code == 422 and response.json()["error"]["field"] == field, response.text
+    ok = [{**pipeline["stages"][0], "freeze": [0, 22] if model == "yolov8n.yaml" else [28]}]
+    assert client.post("/v1/jobs", json={**pipeline, "model": model, "stages": ok}).status_code == 202

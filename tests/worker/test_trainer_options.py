@@ -182,3 +182,9 @@ def test_loss_options_refuse_an_end_to_end_head_before_training(data_yaml, tmp_p
     options = TrainingOptions(auto_recipe=False, thin_boxes=None, focal={"gamma": 2.0})
     with pytest.raises(ValueError, match="end-to-end head"):
         train(data_yaml, tmp_path, "e2e", StagerunTrainer.for_stage(options, Recorded()), model="yolo26n.yaml")
+
+
+def test_freeze_indices_the_model_does_not_have_fail_the_stage_before_training(data_yaml, tmp_path) -> None:
+    trainer = StagerunTrainer.for_stage(TrainingOptions(auto_recipe=False), Recorded())
+    with pytest.raises(ValueError, match=r"freeze names layers \[999\] the model does not have \(it has 0..22\)"):
+        train(data_yaml, tmp_path, "frozen", trainer, freeze=[0, 999])

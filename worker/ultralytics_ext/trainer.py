@@ -79,6 +79,16 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         for choice in choices:
             LOGGER.info(f"stagerun recipe: {choice.option}={choice.to_dict()['value']} ({choice.reason})")
 
+    def set_model_attributes(self):
+        """Also where the model is first built: freeze indices it does not have (which Ultralytics ignores) fail
+        the stage here; the API checks them at submit for model configs, this catches checkpoints."""
+        super().set_model_attributes()
+        freeze, layers = self.args.freeze, len(unwrap_model(self.model).model)
+        if isinstance(freeze, int) and freeze > layers:
+            raise ValueError(f"freeze {freeze} exceeds the model's {layers} layers")
+        if isinstance(freeze, list) and (missing := [i for i in freeze if int(i) >= layers]):
+            raise ValueError(f"freeze names layers {missing} the model does not have (it has 0..{layers - 1})")
+
     def widening_pads(self) -> list[tuple[float, float]] | None:
         """``widen_thin``'s per-class pads (share of the long side), from the training labels; None when off."""
         widen = self.options.widen_thin if self.options is not None else None
