@@ -10,8 +10,10 @@ naming an unchanged dataset does not read it again."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 from shared.datasets.validate import ValidationReport, label_path_for, split_images, validate_dataset
 from shared.errors import InvalidSpec
@@ -24,24 +26,61 @@ _cache: OrderedDict[str, tuple[str, list[dict], dict]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def fingerprint(ref: DatasetRef) -> str:
-    """A digest of data.yaml's bytes and of (path, size, mtime) of every image and label file it reaches."""
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(ref.yaml_path.read_bytes())
-    for split in sorted(ref.splits):
-        digest.update(f"\0split {split}\0".encode())
-        for path in ref.splits[split]:
-            if path.is_file():  # a list file: its own content counts too
-                stat = path.stat()
-                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-        for image in split_images(ref.splits[split]):
-            for path in (image, label_path_for(image)):
-                try:
-                    stat = path.stat()
-                except OSError:
-                    digest.update(f"{path}\0missing\0".encode())
+def _tree_entries(folder: Path) -> list[str]:
+    """(path, size, mtime) of every file under ``folder``, one ``scandir`` pass (links are followed for size
+    and mtime, not walked into: the validator judges them)."""
+    entries, pending = [], [str(folder)]
+    while pending:
+        try:
+            listing = os.scandir(pending.pop())
+        except OSError:
+            continue
+        with listing:
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
                     continue
-                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+                if entry.name.endswith(".cache"):  # Ultralytics' label cache, rewritten by training
+                    continue
+                try:
+                    stat = entry.stat()
+                except OSError:
+                    entries.append(f"{entry.path}\0missing")
+                    continue
+                entries.append(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return entries
+
+
+def _listed_entries(list_file: Path) -> list[str]:
+    entries = []
+    for image in split_images([list_file]):
+        for path in (image, label_path_for(image)):
+            try:
+                stat = path.stat()
+            except OSError:
+                entries.append(f"{path}\0missing")
+                continue
+            entries.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return entries
+
+
+def fingerprint(ref: DatasetRef) -> str:
+    """A digest of data.yaml's bytes and of (path, size, mtime) of every file a split reaches: the image
+    folder and its labels folder, or a list file, the images it lists and their labels."""
+    digest = hashlib.blake2b(ref.yaml_path.read_bytes(), digest_size=20)
+    for split in sorted(ref.splits):
+        entries = [f"split {split}"]
+        for path in ref.splits[split]:
+            if path.is_dir():
+                entries += _tree_entries(path)
+                labels = label_path_for(path / "x.png").parent
+                if labels != path:
+                    entries += _tree_entries(labels)
+            else:
+                stat = path.stat()
+                entries.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+                entries += _listed_entries(path) if path.suffix == ".txt" else []
+        digest.update("\n".join(sorted(entries)).encode())
     return digest.hexdigest()
 
 
