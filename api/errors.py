@@ -34,6 +34,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
+        unparseable = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if unparseable is not None:
+            reason = (unparseable.get("ctx") or {}).get("error", "")
+            message = "request body is not valid JSON" + (f" ({reason})" if reason else "")
+            return JSONResponse(status_code=400, content=error_body("bad_request", message, "body"))
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field_of(tuple(first.get("loc", ())))
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from functools import lru_cache
 
 from fastapi import HTTPException
@@ -84,6 +85,11 @@ class JobCreationLimiter:
         if wait_s > 0:
             raise RateLimited(f"too many jobs created with this token; retry in {wait_s:.1f} s", retry_after_s=wait_s)
 
+    def give_back(self, key: str) -> None:
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.give_back()
+
 
 @lru_cache
 def job_creation_limiter() -> JobCreationLimiter:
@@ -91,6 +97,14 @@ def job_creation_limiter() -> JobCreationLimiter:
     return JobCreationLimiter(settings.job_create_per_minute, settings.job_create_burst)
 
 
-async def job_creation_limit(principal: CurrentPrincipal) -> None:
+async def job_creation_limit(principal: CurrentPrincipal) -> AsyncIterator[None]:
+    """One token per job created: a submission refused (invalid body, bad reference, conflict) gives its
+    token back, so mistakes never lock a client out of submitting a valid job."""
     key = f"token:{principal.token_id}" if principal.token_id is not None else f"owner:{principal.owner}"
-    job_creation_limiter().check(key)
+    limiter = job_creation_limiter()
+    limiter.check(key)
+    try:
+        yield
+    except Exception:
+        limiter.give_back(key)
+        raise

@@ -15,7 +15,7 @@ from shared.auth import Principal
 from shared.class_weights import class_index, class_indices
 from shared.datasets.check import check_dataset
 from shared.db import get_engine
-from shared.errors import Conflict, InvalidSpec, NotFound
+from shared.errors import Conflict, IllegalTransition, InvalidSpec, NotFound
 from shared.models import Job, MetricRow, Stage, as_utc, utcnow
 from shared.references import DatasetRef, ModelRef, model_layer_count, resolve_dataset, resolve_model
 from shared.schemas import JobCreate, JobPublic, Links, MetricRowPublic, StagePublic
@@ -185,7 +185,8 @@ def request_cancel(session: Session, job: Job) -> Job:
     """Ask a job to stop. Stages not yet running are cancelled now; a running stage stops at its next
     batch boundary (the worker sees the request) and keeps what it produced."""
     if JobState(job.state).is_terminal():
-        raise Conflict(f"job {job.id} already {job.state}", field="job_id")
+        raise IllegalTransition(f"job {job.id} is already {job.state}: only a queued or running job can be cancelled",
+                                field="job_id")
     now = utcnow()
     job.cancel_requested_at = job.cancel_requested_at or now
     session.execute(

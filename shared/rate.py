@@ -24,3 +24,7 @@ class TokenBucket:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / self.rate_per_s
+
+    def give_back(self) -> None:
+        """Return a token taken for an action that did not happen (a refused request)."""
+        self.tokens = min(self.capacity, self.tokens + 1.0)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -29,7 +30,41 @@ def list_artifacts(
     return ArtifactsPublic(job_id=job.id, items=items, total_size=sum(f.size for f in files))
 
 
-@router.get("/artifacts/{path:path}", response_class=FileResponse)
+BINARY = "application/octet-stream"
+MEDIA_TYPES = {
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".txt": "text/plain",
+    ".log": "text/plain",
+    ".yaml": "application/yaml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".svg": "image/svg+xml",
+    ".onnx": BINARY,
+    ".pt": BINARY,
+}
+DOWNLOAD_RESPONSES = {
+    200: {
+        "description": "The file; ``Accept-Ranges: bytes``.",
+        "content": {BINARY: {"schema": {"type": "string", "format": "binary"}}},
+    },
+    206: {
+        "description": "The requested byte range (``Range: bytes=a-b``), with ``Content-Range``.",
+        "content": {BINARY: {"schema": {"type": "string", "format": "binary"}}},
+    },
+    416: {"description": "The requested range is outside the file."},
+}
+
+
+def media_type(path: str) -> str:
+    """Our own table, not the host's /etc/mime.types (which calls .pt a SNES page table)."""
+    return MEDIA_TYPES.get(FilePath(path).suffix.lower(), BINARY)
+
+
+@router.api_route(
+    "/artifacts/{path:path}", methods=["GET", "HEAD"], response_class=FileResponse, responses=DOWNLOAD_RESPONSES
+)
 def download_artifact(
     job_id: JobId, path: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> FileResponse:
@@ -41,10 +76,10 @@ def download_artifact(
     target = safe_resolve(job_root, path, what="path")
     if not target.is_file():
         raise NotFound(f"artifact {path!r} is not a file", field="path")
-    return FileResponse(target, filename=target.name)
+    return FileResponse(target, filename=target.name, media_type=media_type(target.name))
 
 
-@router.get("/weights", response_class=FileResponse)
+@router.api_route("/weights", methods=["GET", "HEAD"], response_class=FileResponse, responses=DOWNLOAD_RESPONSES)
 def download_weights(
     job_id: JobId, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> FileResponse:

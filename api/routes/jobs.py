@@ -16,6 +16,7 @@ from api.limits import job_creation_limit
 from api.responses import CONFLICT, RATE_LIMITED, V1_ERRORS
 from shared import jobs
 from shared.auth import Principal
+from shared.errors import NotFound
 from shared.queue import enqueue_stage
 from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic
 from shared.states import JobState, StageState
@@ -97,7 +98,10 @@ def get_metrics(
     stage: Annotated[int | None, Query(ge=0, le=1000)] = None,
 ) -> MetricsPublic:
     """One row per epoch per stage: the columns of Ultralytics' results.csv, stored as each epoch ends."""
-    rows = jobs.metric_rows(session, jobs.get_job(session, job_id, principal))
+    job = jobs.get_job(session, job_id, principal)
+    if stage is not None and stage >= len(job.stages):
+        raise NotFound(f"job {job.id} has no stage {stage} (it has stages 0..{len(job.stages) - 1})", field="stage")
+    rows = jobs.metric_rows(session, job)
     if stage is not None:
         rows = [r for r in rows if r.stage_index == stage]
     return MetricsPublic(job_id=job_id, rows=rows)

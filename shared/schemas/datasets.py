@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.schemas.moments import UtcDateTime
 
 
 class DatasetRegister(BaseModel):
@@ -29,7 +29,7 @@ class DatasetSummary(BaseModel):
     warning_count: int
     images: dict[str, int] = Field(description="Images per split.")
     reference: str = Field(description="How a job names it: dataset:<id>.")
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class DatasetPublic(DatasetSummary):

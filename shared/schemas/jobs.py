@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.schemas.moments import UtcDateTime
 from shared.schemas.pipeline import StageSpec
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:/+-]+$")]
@@ -57,9 +57,9 @@ class StagePublic(BaseModel):
     error: str | None
     attempt: int
     worker_id: str | None
-    queued_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    queued_at: UtcDateTime | None
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
     duration_s: float | None
     eta_s: float | None
 
@@ -72,9 +72,9 @@ class JobPublic(BaseModel):
     dataset: str
     model: str
     owner: str | None = Field(None, description="Owner of the token that submitted the job.")
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
     duration_s: float | None
     cancel_requested: bool
     error: str | None
@@ -97,7 +97,7 @@ class MetricRowPublic(BaseModel):
     stage_type: str
     epoch: int
     values: dict
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class MetricsPublic(BaseModel):

@@ -54,9 +54,9 @@ def test_bad_specs_are_422_naming_the_field(client, pipeline, embedded, change, 
     assert not (embedded.home / "broker.db").exists() or broker_messages(embedded) == 0
 
 
-def test_malformed_json_is_422(client):
+def test_malformed_json_is_400(client):
     response = client.post("/v1/jobs", content=b"{not json", headers={"Content-Type": "application/json"})
-    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
 
 
 def test_idempotency_key(client, pipeline, embedded):

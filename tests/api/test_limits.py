@@ -57,3 +57,19 @@ def test_job_creation_rate_per_token(client_for, pipeline, embedded, monkeypatch
     assert alice.get("/v1/jobs").json()["count"] == 2  # nothing stored for the refused request
     assert bob.post("/v1/jobs", json=pipeline).status_code == 202
     job_creation_limiter.cache_clear()
+
+
+def test_refused_submissions_do_not_use_up_the_job_creation_rate(client_for, pipeline, embedded, monkeypatch):
+    from api.limits import job_creation_limiter
+
+    monkeypatch.setattr(embedded, "job_create_burst", 2)
+    monkeypatch.setattr(embedded, "job_create_per_minute", 1.0)
+    job_creation_limiter.cache_clear()
+    alice = client_for("alice")
+    bad_body = {**pipeline, "stages": [{"type": "train", "epochs": -1}]}
+    bad_reference = {**pipeline, "dataset": "no-such-dataset"}
+    for _ in range(15):
+        assert alice.post("/v1/jobs", json=bad_body).status_code == 422
+        assert alice.post("/v1/jobs", json=bad_reference).status_code == 422
+    assert [alice.post("/v1/jobs", json=pipeline).status_code for _ in range(3)] == [202, 202, 429]
+    job_creation_limiter.cache_clear()

@@ -1,0 +1,59 @@
+"""The API contract as a generated client sees it (issue 14): one error envelope, zoned timestamps, binary
+downloads with a usable media type and HEAD, stage indices checked, the same code for the same condition."""
+
+from __future__ import annotations
+
+from shared.db import session_scope
+from shared.models import Job
+
+
+def test_an_unparseable_body_is_a_400_in_the_error_envelope(client) -> None:
+    response = client.post("/v1/jobs", content=b'{"dataset": ', headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "bad_request" and error["field"] == "body" and "not valid JSON" in error["message"]
+
+
+def test_timestamps_carry_their_zone_in_post_and_get(client, pipeline) -> None:
+    posted = client.post("/v1/jobs", json=pipeline).json()
+    fetched = client.get(f"/v1/jobs/{posted['id']}").json()
+    listed = client.get("/v1/jobs").json()["items"][0]
+    for moment in (posted["created_at"], fetched["created_at"], listed["created_at"], fetched["stages"][0]["queued_at"]):
+        assert moment.endswith("Z") or moment.endswith("+00:00"), moment
+
+
+def test_metrics_of_a_stage_the_job_does_not_have_is_a_404(client, pipeline) -> None:
+    job = client.post("/v1/jobs", json=pipeline).json()
+    assert client.get(f"/v1/jobs/{job['id']}/metrics", params={"stage": 1}).status_code == 200
+    missing = client.get(f"/v1/jobs/{job['id']}/metrics", params={"stage": 9})
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "stage"
+
+
+def test_cancel_of_a_finished_job_and_resume_of_a_queued_one_say_the_same_code(client, pipeline) -> None:
+    job = client.post("/v1/jobs", json=pipeline).json()
+    resumed = client.post(f"/v1/jobs/{job['id']}/resume")
+    assert resumed.status_code == 409
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+    again = client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == resumed.json()["error"]["code"] == "illegal_transition"
+
+
+def test_weights_and_artifacts_are_binary_downloads_with_head(client, pipeline, embedded) -> None:
+    job = client.post("/v1/jobs", json=pipeline).json()
+    folder = embedded.artifacts_root / "jobs" / job["id"] / "01-train" / "weights"
+    folder.mkdir(parents=True)
+    (folder / "best.pt").write_bytes(b"PK\x03\x04" + b"\0" * 60)
+    (folder.parent / "results.csv").write_text("epoch,loss\n1,0.5\n")
+    with session_scope() as session:
+        session.get(Job, job["id"]).best_weights = f"jobs/{job['id']}/01-train/weights/best.pt"
+        session.commit()
+    for url in (f"/v1/jobs/{job['id']}/weights", f"/v1/jobs/{job['id']}/artifacts/01-train/weights/best.pt"):
+        got, head = client.get(url), client.head(url)
+        assert got.status_code == head.status_code == 200
+        assert got.headers["content-type"] == head.headers["content-type"] == "application/octet-stream"
+        assert head.headers["content-length"] == "64" and head.content == b""
+    csv = client.get(f"/v1/jobs/{job['id']}/artifacts/01-train/results.csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    ranged = client.get(f"/v1/jobs/{job['id']}/weights", headers={"Range": "bytes=0-3"})
+    assert ranged.status_code == 206 and ranged.content == b"PK\x03\x04"
