@@ -30,9 +30,16 @@ def _check(response: httpx.Response) -> httpx.Response:
         try:
             error = response.json()["error"]
             message = error["message"]
+            details = error.get("details") or []
         except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        raise ApiError(f"HTTP {response.status_code}: {message}")
+            message, details = response.text[:500], []
+        lines = [f"HTTP {response.status_code}: {message}"]
+        for detail in details if len(details) > 1 or (details and details[0].get("file")) else []:
+            where = detail.get("file") or detail.get("field") or ""
+            if detail.get("line"):
+                where += f":{detail['line']}"
+            lines.append(f"  {where}: {detail.get('message')}")
+        raise ApiError("\n".join(lines))
     return response
 
 

@@ -11,6 +11,7 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Select, select
@@ -84,6 +85,13 @@ def principal_of(token: ApiToken) -> Principal:
 
 def list_tokens(session: Session) -> list[ApiToken]:
     return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def token_revoked_at(session: Session, token_id: int) -> datetime | None:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"no token with id {token_id}", field="token_id")
+    return token.revoked_at
 
 
 def revoke_token(session: Session, token_id: int) -> ApiToken:

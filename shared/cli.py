@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from shared.api_client import ApiError, download, fetch_job, resume, submit
+from shared.errors import InvalidSpec
 from shared.local_commands import (
     cmd_dataset_check,
     cmd_token_create,
@@ -22,6 +24,7 @@ from shared.local_commands import (
     ensure_local_token,
     print_local_token,
 )
+from shared.pipeline_file import load_pipeline_file, read_pipeline_file
 from shared.progress import follow, localization_table, per_class_table, starvation_table
 from shared.settings import get_settings
 from shared.stack import Stack, api_command, python_module, worker_command
@@ -55,6 +58,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_run(args) -> int:
+    load_pipeline_file(Path(args.file))  # a user's mistake is one line here, before a process is started
     os.execv(sys.executable, python_module("worker.oneshot", args.file))
     return 0
 
@@ -67,28 +71,45 @@ def cmd_up(_args) -> int:
     print_local_token(stack.token, stack.token_created)
     print(f"stagerun up: API {settings.api_url} (docs {settings.api_url}/docs), one worker on queue {settings.queue}")
     print(f"database {settings.database_url}\nbroker   {settings.broker_url}\nhome     {settings.home}")
+    previous = {sig: signal.signal(sig, _stop_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _StopRequested):
         pass
     finally:
-        stack.stop()
+        stack.stop()  # SIGTERM to the API and the worker, then wait for them: no orphan keeps the port
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def _stop_on_signal(signum: int, _frame) -> None:
+    """SIGTERM (docker, systemd, kill) and SIGHUP (a closed terminal) stop ``stagerun up`` as Ctrl-C does."""
+    raise _StopRequested(signal.Signals(signum).name)
 
 
 # ----------------------------------------------------------------------------------------------- client side
 
 
 def cmd_submit(args) -> int:
-    import yaml
-
-    spec = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
+    spec = read_pipeline_file(Path(args.file))  # the API validates the rest and names every problem
     job = submit(spec, args.idempotency_key)
     print(job["id"])
     if args.watch:
         return _watch(job["id"])
     return 0
+
+
+def failure_cause(error: str) -> str:
+    """The line of a stage's error text that says why: the exception and its message come first (what follows
+    is the exception's own detail or the tail of the stage's log)."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "(no error text)"
 
 
 def _print_job(job: dict) -> None:
@@ -100,7 +121,7 @@ def _print_job(job: dict) -> None:
         if stage.get("duration_s") is not None:
             line += f"  {stage['duration_s']:.1f}s"
         if stage.get("error"):
-            line += f"\n     error: {stage['error'].strip().splitlines()[-1]}"
+            line += f"\n     error: {failure_cause(stage['error'])}"
         print(line)
         recipe = (stage.get("info") or {}).get("automatic_recipe")
         if recipe and recipe.get("choices"):
@@ -296,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except InvalidSpec as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     except ApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -71,10 +71,14 @@ def cmd_token_revoke(args) -> int:
 
     with session_scope() as session:
         try:
+            already = auth.token_revoked_at(session, args.token_id)
             token = auth.revoke_token(session, args.token_id)
         except NotFound as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 1
+        if already is not None:
+            print(f"token {token.id} ({token.name}, owner {token.owner}) was already revoked on {already:%Y-%m-%d %H:%M:%S}")
+            return 0
         print(f"revoked token {token.id} ({token.name}, owner {token.owner})")
     return 0
 

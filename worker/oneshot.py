@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         with session_scope() as session:
             job, _ = jobs.create_job(session, settings, spec, LOCAL_ADMIN)
             job_id = job.id
-    except (StagerunError, ValidationError, OSError) as exc:
+    except StagerunError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except (ValidationError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"job {job_id}: running {len(spec.stages)} stage(s); logs under {settings.artifacts_root / 'jobs' / job_id}")
