@@ -153,8 +153,11 @@ def take_back_lost_stage(
 
     Compare-and-set on the state and the heartbeat, so a worker that renewed its lease meanwhile keeps
     its stage and two reapers never both act. The stage goes back to queued; a job cancelled meanwhile
-    ends cancelled; a stage whose worker was lost ``max_attempts`` times fails, failing the job, rather
-    than kill workers forever. Returns the stage's new state, None when it was not lost after all.
+    ends cancelled; a stage lost ``max_attempts`` times in a row fails, failing the job, rather than kill
+    workers forever. ``attempt`` counts the attempts since the stage last made progress: storing a new
+    epoch's metrics sets it back to 1 (worker/reporting.py), so a long training that loses its worker now
+    and then, but trains on each time, is never failed for it; only losses in a row without a new epoch
+    count. Returns the stage's new state, None when it was not lost after all.
     The caller commits (and enqueues a queued stage)."""
     now = now or utcnow()
     job = stage.job

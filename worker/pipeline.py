@@ -134,6 +134,15 @@ def finish_stage(settings: Settings, stage_id: int, returncode: int, me: str | N
             move_stage(stage, StageState.SUCCEEDED)
         elif returncode == EXIT_CANCELLED or job.cancel_requested_at is not None:
             move_stage(stage, StageState.CANCELLED)
+        elif returncode < 0 and stage.attempt < settings.max_stage_attempts:
+            # killed from outside (the kernel's OOM killer picks the stage process: it holds the most memory)
+            _record_kill(stage, returncode)
+            move_stage(stage, StageState.QUEUED)
+            stage.worker_id = None
+            session.flush()
+            log.warning("stage %s: its process was %s; queued again (attempt %d)", stage_id,
+                        _describe_exit(returncode), stage.attempt)
+            return stage.id
         else:
             log_tail = _log_tail(settings.artifacts_root / stage.dir / "stage.log")
             error = stage.error or f"stage process ended with {_describe_exit(returncode)}:\n{log_tail}"
@@ -155,6 +164,15 @@ def finish_stage(settings: Settings, stage_id: int, returncode: int, me: str | N
         if JobState(job.state).is_terminal():
             _write_summary(settings, job)
     return next_stage_id
+
+
+def _record_kill(stage: Stage, returncode: int) -> None:
+    """A stage process killed on its own is handled like a lost worker: run again from its last.pt, within
+    the attempt budget (losses in a row without a new epoch; see shared/states.py). Each kill is kept."""
+    kills = list((stage.info or {}).get("process_killed", []))
+    kills.append({"attempt": stage.attempt, "epoch": stage.epoch, "signal": signal.Signals(-returncode).name,
+                  "at": utcnow().isoformat()})
+    stage.info = {**(stage.info or {}), "process_killed": kills}
 
 
 def _record_error(stage_id: int, message: str) -> None:
@@ -190,6 +208,8 @@ def execute_stage(stage_id: int, enqueue: Enqueue, me: str | None = None) -> str
     next_stage_id = finish_stage(settings, stage_id, returncode, me)
     if next_stage_id is not None:
         enqueue(next_stage_id)
+    if next_stage_id == stage_id:
+        return f"{_describe_exit(returncode)}; queued again"
     return "succeeded" if returncode == EXIT_SUCCEEDED else _describe_exit(returncode)
 
 

@@ -61,11 +61,12 @@ class StageReporter:
 
         def write(session: Session) -> None:
             row = session.scalar(select(MetricRow).where(MetricRow.stage_id == self.stage_id, MetricRow.epoch == epoch))
+            stage = session.get(Stage, self.stage_id)
             if row is None:
                 session.add(MetricRow(stage_id=self.stage_id, epoch=epoch, values=values))
+                stage.attempt = min(stage.attempt, 1)  # progress: earlier losses no longer count (states.py)
             else:
                 row.values = values
-            stage = session.get(Stage, self.stage_id)
             stage.epoch = epoch
             stage.latest_metrics = values
             if epochs is not None:

@@ -169,6 +169,38 @@ def test_worker_killed_mid_epoch_resumes_from_last_pt(stack, database):
     )
 
 
+def test_a_stage_process_killed_on_its_own_runs_again_from_last_pt(stack, database):
+    """The kernel's OOM killer picks the stage process (it holds the most memory), not the worker."""
+    job_id = stack.submit(train_only_pipeline(epochs=4))
+    stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 2, timeout_s=300, interval_s=0.2)
+    stage = stage_row(database, job_id)
+    [pid] = stage_processes(stage["id"], Path(stack.env["STAGERUN_HOME"]))
+    os.kill(pid, signal.SIGKILL)
+    job = stack.wait_done(job_id)
+    train = job["stages"][0]
+    assert job["state"] == "succeeded", job
+    assert stack.rows(job_id) == [1, 2, 3, 4]
+    [kill] = train["info"]["process_killed"]
+    assert kill["signal"] == "SIGKILL" and kill["attempt"] == 1
+    assert len(train["info"]["resumed"]) == 1
+
+
+def test_five_worker_kills_with_progress_between_do_not_fail_the_job(stack, database):
+    """The attempt cap counts losses in a row without a new epoch (default cap 3), not every loss."""
+    job_id = stack.submit(train_only_pipeline(epochs=8))
+    for kill in range(5):
+        stack.wait_for(job_id, lambda j, n=kill: len(stack.rows(j["id"])) >= n + 1, timeout_s=300, interval_s=0.2)
+        stack.kill_worker_group()
+        stack.start_worker()
+        stack.wait_for(job_id, lambda j, n=kill: j["stages"][0]["worker_id"] is not None
+                       and j["stages"][0]["state"] == "running" and len(j["stages"][0]["info"].get("resumed", [])) > n,
+                       timeout_s=120, interval_s=0.5)
+    job = stack.wait_done(job_id)
+    assert job["state"] == "succeeded", job
+    assert stack.rows(job_id) == list(range(1, 9))
+    assert len(job["stages"][0]["info"]["resumed"]) == 5
+
+
 def test_api_restart_loses_nothing(stack):
     job_id = stack.submit(train_only_pipeline(epochs=2))
     stack.wait_for(job_id, lambda j: j["state"] == "running", timeout_s=120, interval_s=0.2)

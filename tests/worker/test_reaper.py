@@ -119,3 +119,44 @@ def test_unclaimed_queued_stage_is_resent_once_per_interval(embedded, job_id):
         session.execute(update(Stage).where(Stage.id == stage_id).values(queued_at=utcnow() - timedelta(seconds=61)))
     assert reaper.reap_once().resent == [stage_id] and sent == [stage_id]
     assert reaper.reap_once().resent == []  # not again before another interval
+
+
+def test_only_losses_in_a_row_without_progress_count_against_the_cap(embedded, job_id):
+    from worker.reporting import StageReporter
+
+    sent: list[int] = []
+    reaper = make_reaper(embedded, sent)
+    stage_id = first_stage(job_id)
+    reporter = StageReporter(stage_id, job_id)
+    for kill in range(5):  # five losses, each after a new epoch: the stage is never failed for them
+        claim(stage_id, f"worker:{kill}", heartbeat_age_s=0)
+        reporter.epoch_row({"epoch": kill + 1, "loss": 1.0 / (kill + 1)}, epochs=10)
+        with session_scope() as session:
+            session.execute(update(Stage).where(Stage.id == stage_id).values(heartbeat_at=utcnow() - timedelta(seconds=60)))
+        assert reaper.reap_once().requeued == [stage_id]
+    assert snapshot(job_id)[1][0][:2] == ("queued", 1)
+    for attempt in (2, 3):  # then losses without a new epoch in between: the third in a row fails it
+        claim(stage_id, f"worker:again{attempt}", heartbeat_age_s=60)
+        reporter.epoch_row({"epoch": 5, "loss": 0.2}, epochs=10)  # a repeated epoch is not progress
+        report = reaper.reap_once()
+    assert report.failed == [stage_id]
+    assert snapshot(job_id)[1][0] == ("failed", 3, "worker lost 3 times (lease expired; attempts capped)")
+
+
+def test_a_stage_process_killed_on_its_own_is_queued_again_within_the_budget(embedded, job_id):
+    from worker.pipeline import finish_stage
+
+    embedded.max_stage_attempts = 3
+    stage_id = first_stage(job_id)
+    for attempt in (1, 2):
+        claim(stage_id, "worker:a", heartbeat_age_s=0)
+        assert finish_stage(embedded, stage_id, -9, "worker:a") == stage_id
+        state, stages = snapshot(job_id)
+        assert state != "failed" and stages[0][:2] == ("queued", attempt)
+    with session_scope() as session:
+        kills = session.get(Stage, stage_id).info["process_killed"]
+    assert [(k["attempt"], k["signal"]) for k in kills] == [(1, "SIGKILL"), (2, "SIGKILL")]
+    claim(stage_id, "worker:a", heartbeat_age_s=0)
+    assert finish_stage(embedded, stage_id, -9, "worker:a") is None  # the third kill in a row fails it
+    state, stages = snapshot(job_id)
+    assert state == "failed" and stages[0][0] == "failed" and "killed by signal SIGKILL" in stages[0][2]
