@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from shared.db import session_scope
 from shared.jobs import summary
 from shared.models import Job, Stage, as_utc, utcnow
+from shared.plain_text import strip_ansi
 from shared.settings import Settings, get_settings
 from shared.states import JobState, StageState, claim_stage, move_job, move_stage, settle_job_after_stage
 from shared.storage import job_dir_rel
@@ -40,7 +41,7 @@ def _log_tail(path: Path) -> str:
         return ""
     with path.open("rb") as handle:
         handle.seek(max(0, path.stat().st_size - LOG_TAIL_CHARS))
-        return handle.read().decode("utf-8", "replace")
+        return strip_ansi(handle.read().decode("utf-8", "replace"))
 
 
 def _describe_exit(returncode: int) -> str:

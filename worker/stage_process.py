@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from shared.auth import SYSTEM
 from shared.db import session_scope
 from shared.errors import InvalidSpec, StagerunError
+from shared.plain_text import strip_ansi
 from shared.models import Stage
 from shared.references import resolve_dataset, resolve_model
 from shared.schemas import StageSpec
@@ -96,7 +97,7 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
 
 def describe_failure(exc: Exception, stage_dir: Path) -> str:
     """The error text stored on a failed stage; a full disk or an unwritable folder is named as such."""
-    text = f"{type(exc).__name__}: {exc}"
+    text = strip_ansi(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
         return f"cannot write artifacts in {exc.filename or stage_dir}: disk full or folder not writable - {text}"
     return text

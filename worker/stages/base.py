@@ -47,6 +47,20 @@ class StageContext:
         """A path as stored in the database: relative to the artifacts root."""
         return path.resolve().relative_to(self.settings.artifacts_root.resolve()).as_posix()
 
+    def shown(self, path: str | Path) -> str:
+        """A path as results show it: relative to the root it lives in (artifacts, weights or datasets), never
+        a server path; a model name (``yolov8n.yaml``) stays as it is."""
+        candidate = Path(path)
+        if not candidate.is_absolute():
+            return str(path)
+        settings = self.settings
+        for root in (settings.artifacts_root, settings.weights_root, settings.datasets_root):
+            try:
+                return candidate.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                continue
+        return candidate.name
+
 
 class StageRunner(ABC):
     type: ClassVar[str]

@@ -42,7 +42,7 @@ class EvaluateRunner(StageRunner):
         errors = breakdown.result(context.dataset.names)
         summary = detection_summary(det_metrics, context.dataset.names)
         report = {
-            "weights": weights,
+            "weights": context.shown(weights),
             "split": spec.split,
             **summary,
             "confusion_matrix": {
@@ -58,7 +58,7 @@ class EvaluateRunner(StageRunner):
         (context.stage_dir / "metrics.json").write_text(json.dumps(report, indent=2))
         context.reporter.progress(1, None)
         return {
-            "evaluated_weights": weights,
+            "evaluated_weights": context.shown(weights),
             "split": spec.split,
             "metrics": summary,
             "error_breakdown": {"mAP50": errors["mAP50"], "overall": errors["overall"]},

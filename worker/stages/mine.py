@@ -89,7 +89,7 @@ class MineRunner(StageRunner):
             top.append(
                 {
                     "rank": rank,
-                    "image": image.im_file,
+                    "image": context.shown(image.im_file),
                     "difficulty": image.difficulty,
                     "kinds": kinds,
                     "preview": context.relative(preview),
@@ -110,7 +110,7 @@ class MineRunner(StageRunner):
         stats = miner.stats(spec.min_difficulty)
         errors = breakdown.result(names)
         report = {
-            "weights": weights,
+            "weights": context.shown(weights),
             "split": spec.split,
             "thresholds": {**thresholds.__dict__, "min_difficulty": spec.min_difficulty},
             "difficulty_reduction": spec.difficulty_reduction,
@@ -128,7 +128,7 @@ class MineRunner(StageRunner):
         reporter.record("mining", info)
         reporter.progress(1, None)
         return {
-            "mined_weights": weights,
+            "mined_weights": context.shown(weights),
             "split": spec.split,
             "images": stats["images"],
             "hard_images": stats["hard_images"],

@@ -119,7 +119,7 @@ class TrainRunner(StageRunner):
         weights_dir = context.stage_dir / "weights"
         best = weights_dir / "best.pt"
         results = {
-            "start_weights": start_from,
+            "start_weights": context.shown(start_from),
             "weights": context.relative(best) if best.exists() else None,
             "last_weights": context.relative(last) if last.exists() else None,
             "epochs_completed": max(progress.published, default=0),
