@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from shared.auth import SYSTEM
 from shared.db import session_scope
 from shared.errors import InvalidSpec, StagerunError
-from shared.plain_text import strip_ansi
 from shared.models import Stage
+from shared.plain_text import strip_ansi
 from shared.references import resolve_dataset, resolve_model
 from shared.schemas import StageSpec
 from shared.settings import Settings, get_settings
