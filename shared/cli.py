@@ -47,7 +47,8 @@ def cmd_api(args) -> int:
     settings = get_settings()
     if settings.is_embedded:
         print_local_token(*ensure_local_token())
-    os.execv(sys.executable, api_command(args.host or settings.api_host, args.port or settings.api_port))
+    command = api_command(args.host or settings.api_host, args.port or settings.api_port, settings.api_shutdown_grace_s)
+    os.execv(sys.executable, command)
     return 0
 
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_shutdown_grace_s: int = Field(
+        5, ge=1, le=600, description="On SIGTERM, how long the API waits for open requests (event streams) to end."
+    )
     api_url: str = Field("", description="Where the CLI finds the API; default http://<api_host>:<api_port>")
 
     db_pool_size: int = Field(10, ge=1, le=1000, description="Database connections kept open per process.")

@@ -19,8 +19,13 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def api_command(host: str, port: int) -> list[str]:
-    return python_module("uvicorn", "api.main:app", "--host", host, "--port", str(port), "--log-level", "info")
+def api_command(host: str, port: int, shutdown_grace_s: int = 5) -> list[str]:
+    """uvicorn waits for open requests on SIGTERM; an event stream never ends by itself, so it is cut after
+    ``shutdown_grace_s`` (clients reconnect with Last-Event-ID)."""
+    return python_module(
+        "uvicorn", "api.main:app", "--host", host, "--port", str(port), "--log-level", "info",
+        "--timeout-graceful-shutdown", str(shutdown_grace_s),
+    )
 
 
 def worker_command(concurrency: int, queue: str) -> list[str]:

@@ -75,3 +75,43 @@ def test_a_signal_stops_up_and_its_children(tmp_path: Path, sig: signal.Signals)
             up.kill()
         for pid in children_of(up.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_api_stops_on_sigterm_while_an_event_stream_is_open(tmp_path_factory) -> None:
+    import threading
+
+    from tests.e2e.checks import train_only_pipeline
+    from tests.e2e.conftest import make_stack
+
+    stack = make_stack(tmp_path_factory, "shutdown", {"STAGERUN_API_SHUTDOWN_GRACE_S": "2"})
+    stack.up()
+    try:
+        stack.processes["worker"].send_signal(signal.SIGTERM)  # no worker: the job stays queued, its stream open
+        stack.processes["worker"].wait(timeout=60)
+        with stack.client() as client:
+            job = client.post("/v1/jobs", json=train_only_pipeline(epochs=1)).json()
+        received: list[bytes] = []
+
+        def listen() -> None:
+            with stack.client() as client, client.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=60) as stream:
+                try:
+                    for chunk in stream.iter_bytes():
+                        received.append(chunk)
+                except httpx.HTTPError:
+                    pass
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert received, "the event stream sent nothing"
+        api = stack.processes["api"]
+        stopped_at = time.monotonic()
+        api.send_signal(signal.SIGTERM)
+        api.wait(timeout=20)
+        assert time.monotonic() - stopped_at < 15
+        listener.join(timeout=10)
+        assert not listener.is_alive()  # the stream was ended, not left hanging
+    finally:
+        stack.stop()
