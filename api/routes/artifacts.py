@@ -62,8 +62,11 @@ def media_type(path: str) -> str:
     return MEDIA_TYPES.get(FilePath(path).suffix.lower(), BINARY)
 
 
-@router.api_route(
-    "/artifacts/{path:path}", methods=["GET", "HEAD"], response_class=FileResponse, responses=DOWNLOAD_RESPONSES
+@router.get(
+    "/artifacts/{path:path}", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="download_artifact"
+)
+@router.head(
+    "/artifacts/{path:path}", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="head_artifact"
 )
 def download_artifact(
     job_id: JobId, path: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
@@ -79,7 +82,8 @@ def download_artifact(
     return FileResponse(target, filename=target.name, media_type=media_type(target.name))
 
 
-@router.api_route("/weights", methods=["GET", "HEAD"], response_class=FileResponse, responses=DOWNLOAD_RESPONSES)
+@router.get("/weights", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="download_weights")
+@router.head("/weights", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="head_weights")
 def download_weights(
     job_id: JobId, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> FileResponse:

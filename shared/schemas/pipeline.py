@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
 from shared.schemas.training import TrainingOptions
 
@@ -16,6 +16,9 @@ Gain = Annotated[float, Field(ge=0.0, le=100.0)]
 ImageSize = Annotated[int, Field(ge=32, le=4096, multiple_of=32, description="Square image size, a multiple of 32.")]
 Batch = Annotated[
     int | float | Literal["auto"],
+    # one number type and a one-value string enum: what generated clients parse (openapi-python-client
+    # 0.29 emits code that refuses every number for int | float | const)
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "enum": ["auto"]}]}),
     Field(
         description="Images per batch (1-1024), -1 for Ultralytics AutoBatch, a GPU-memory fraction in (0, 1), "
         "or 'auto': batch, imgsz ceiling and model size from the GPU tier of the free VRAM (train only)."
@@ -89,7 +92,12 @@ class TrainStage(StageBase, TrainingOptions):
     warmup_bias_lr: float | None = Field(None, ge=0.0, le=1.0)
     cos_lr: bool | None = None
     box: Gain | None = None
-    cls: Gain | None = None
+    cls_gain: Gain | None = Field(
+        None,
+        validation_alias=AliasChoices("cls_gain", "cls"),
+        description="Ultralytics' 'cls' loss gain (also accepted as 'cls'; named so because generated clients "
+        "cannot have a field called cls).",
+    )
     dfl: Gain | None = None
     cls_pw: float | None = Field(None, ge=0.0, le=1.0, description="Ultralytics' inverse-frequency class weight power.")
     hsv_h: Fraction | None = None
@@ -105,7 +113,7 @@ class TrainStage(StageBase, TrainingOptions):
     mosaic: Fraction | None = None
     mixup: Fraction | None = None
     close_mosaic: int | None = Field(None, ge=0, le=10_000)
-    cache: Literal["ram", "disk", True, False] | None = None
+    cache: Literal["ram", "disk"] | bool | None = Field(None, description="Cache images: 'ram', 'disk', true (ram) or false.")
     amp: bool | None = None
     workers: int | None = Field(None, ge=0, le=64)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
@@ -117,6 +125,12 @@ class TrainStage(StageBase, TrainingOptions):
     @classmethod
     def stagerun_fields(cls) -> set[str]:
         return {"start_from", "data", *TrainingOptions.option_fields()}
+
+    def ultralytics_args(self) -> dict:
+        args = super().ultralytics_args()
+        if "cls_gain" in args:
+            args["cls"] = args.pop("cls_gain")
+        return args
 
     _batch = field_validator("batch", mode="before")(check_batch)
 
