@@ -36,5 +36,16 @@ V1_ERRORS: dict[int | str, dict] = {
     422: _error("Invalid request; the field at fault is named."),
 }
 CONFLICT = {409: _error("The request conflicts with the current state.")}
-RATE_LIMITED = {429: _error("Too many jobs created with this token; retry after Retry-After seconds.")}
+RATE_LIMITED = {
+    429: {
+        **_error("Too many jobs created with this token; retry after Retry-After seconds."),
+        "headers": {"Retry-After": {"description": "Seconds to wait before the next job.", "schema": {"type": "integer"}}},
+    }
+}
+EVENT_STREAM = {
+    200: {
+        "description": "Server-sent events (``event: job`` with the job document, then ``event: end``).",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 UNSUPPORTED_MEDIA_TYPE = {415: _error("Body is neither JSON nor a multipart upload.")}

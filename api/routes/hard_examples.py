@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from api.deps import CurrentPrincipal, SessionDep, current_principal
-from api.responses import V1_ERRORS
+from api.responses import CONFLICT, V1_ERRORS
 from shared import jobs
 from shared.errors import Conflict, NotFound
 from shared.schemas.hard_examples import HardExamplesPublic, HardImagePublic
@@ -24,7 +24,7 @@ JobId = Annotated[str, Path(max_length=64)]
 StageIndex = Annotated[int, Path(ge=0, le=1000, description="The stage's index in the pipeline (from 0).")]
 
 
-@router.get("/{index}/hard-examples", response_model=HardExamplesPublic)
+@router.get("/{index}/hard-examples", response_model=HardExamplesPublic, responses=CONFLICT)
 def hard_examples(
     job_id: JobId,
     index: StageIndex,

@@ -26,7 +26,13 @@ def _database_reachable() -> bool:
         return False
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"description": "The database and the broker answer."},
+        503: {"description": "The database or the broker does not answer; the body says which."},
+    },
+)
 async def readyz() -> JSONResponse:
     """The database and the broker answer."""
     database = await run_in_threadpool(_database_reachable)

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal, database_limiter, job_cache
 from api.limits import job_creation_limit
-from api.responses import CONFLICT, RATE_LIMITED, V1_ERRORS
+from api.responses import CONFLICT, EVENT_STREAM, RATE_LIMITED, V1_ERRORS
 from shared import jobs
 from shared.auth import Principal
 from shared.errors import NotFound
@@ -133,7 +133,7 @@ def _snapshot(job_id: str, principal: Principal) -> dict:
     return json.loads(_job_json(job_id, principal))  # a stream wants its own fresh reads
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse)
+@router.get("/{job_id}/events", response_class=StreamingResponse, responses=EVENT_STREAM)
 async def job_events(
     job_id: JobId,
     principal: CurrentPrincipal,

@@ -57,3 +57,20 @@ def test_weights_and_artifacts_are_binary_downloads_with_head(client, pipeline, 
     assert csv.headers["content-type"].startswith("text/csv")
     ranged = client.get(f"/v1/jobs/{job['id']}/weights", headers={"Range": "bytes=0-3"})
     assert ranged.status_code == 206 and ranged.content == b"PK\x03\x04"
+
+
+def test_every_response_a_route_gives_is_declared(app) -> None:
+    paths = app.openapi()["paths"]
+    assert "409" in paths["/v1/jobs/{job_id}/stages/{index}/hard-examples"]["get"]["responses"]
+    events = paths["/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"]
+    assert list(events) == ["text/event-stream"]
+    created = paths["/v1/jobs"]["post"]["responses"]["429"]
+    assert "Retry-After" in created["headers"]
+    assert "503" in paths["/readyz"]["get"]["responses"]
+    for path in ("/v1/jobs/{job_id}/weights", "/v1/jobs/{job_id}/artifacts/{path}"):
+        download = paths[path]["get"]["responses"]
+        assert {"200", "206", "416"} <= set(download)
+        assert download["200"]["content"]["application/octet-stream"]["schema"]["format"] == "binary"
+        assert "head" in paths[path]
+    ids = [op["operationId"] for item in paths.values() for op in item.values() if isinstance(op, dict)]
+    assert len(ids) == len(set(ids))  # one operation id per method: generated clients keep them all
