@@ -28,3 +28,15 @@ def test_a_repeated_epoch_keeps_its_last_row_and_a_cut_row_is_skipped(tmp_path: 
 
 def test_no_results_yet(tmp_path: Path) -> None:
     assert checkpointed_rows(tmp_path / "results.csv", resume_at=2) == []
+
+
+def test_a_resume_drops_rows_its_checkpoint_does_not_cover(tmp_path) -> None:
+    from worker.stages.train import trim_results_csv
+
+    results = tmp_path / "results.csv"
+    # epoch 4's row was written, then its checkpoint failed to save; a kill cut a fifth row short
+    results.write_text("epoch,time,loss\n1,1.0,0.9\n2,2.0,0.8\n3,3.0,0.7\n4,4.0,0.6\n5,5")
+    assert trim_results_csv(results, resume_at=4) == 2
+    assert results.read_text() == "epoch,time,loss\n1,1.0,0.9\n2,2.0,0.8\n3,3.0,0.7\n"
+    assert trim_results_csv(results, resume_at=4) == 0
+    assert trim_results_csv(tmp_path / "missing.csv", resume_at=1) == 0

@@ -28,6 +28,7 @@ class _Progress:
     final: dict = field(default_factory=dict)
     cancelled: bool = False
     epoch: int = 0  # 0-based epoch in progress
+    batches: int = 0  # batches of that epoch done
     knobs: MemoryKnobs | None = None
 
 
@@ -63,6 +64,31 @@ def checkpointed_rows(results_csv: Path, resume_at: int) -> list[dict]:
             if epoch < resume_at:
                 rows[epoch] = {**row, "epoch": epoch}
     return [rows[epoch] for epoch in sorted(rows)]
+
+
+def trim_results_csv(results_csv: Path, resume_at: int) -> int:
+    """Drop the rows of epochs ``resume_at`` and later (1-based): a row written before its checkpoint failed
+    to save, or a partial one cut by a kill, would otherwise stay beside the row the resumed run writes.
+    Returns how many rows were dropped. Written atomically."""
+    if not results_csv.is_file():
+        return 0
+    lines = results_csv.read_text().splitlines(keepends=True)
+    if not lines:
+        return 0
+    kept = [lines[0]]
+    for line in lines[1:]:
+        try:
+            epoch = int(float(line.split(",", 1)[0]))
+        except ValueError:
+            continue  # a row cut short
+        if epoch < resume_at:
+            kept.append(line)
+    dropped = len(lines) - len(kept)
+    if dropped:
+        partial = results_csv.with_name(f".{results_csv.name}.partial")
+        partial.write_text("".join(kept))
+        partial.replace(results_csv)
+    return dropped
 
 
 def free_vram_gb(device: str) -> float | None:
@@ -106,6 +132,7 @@ class TrainRunner(StageRunner):
                 if resume_at is not None:
                     reporter.append("resumed", {"from_epoch": resume_at, "checkpoint": context.relative(last)})
                     self._publish_checkpointed_rows(resume_at, progress)
+                    trim_results_csv(context.stage_dir / "results.csv", resume_at)
                 try:
                     self._train(start_from, args, last if resume_at else None, progress, faults, tensorboard)
                     break
@@ -159,14 +186,17 @@ class TrainRunner(StageRunner):
 
         def on_train_epoch_start(trainer) -> None:
             progress.epoch = trainer.epoch
+            progress.batches = 0
             reporter.progress(trainer.epoch, trainer.epochs)
             if faults[trainer.epoch + 1] > 0:
                 faults[trainer.epoch + 1] -= 1
                 raise _injected_oom(trainer.epoch + 1)
 
         def on_train_batch_end(trainer) -> None:
+            progress.batches += 1
             if reporter.cancel_requested():
                 progress.cancelled = trainer.stop = trainer.keep_resumable = True  # stops between batches
+                trainer.partial_epoch = progress.batches < len(trainer.train_loader)
 
         def on_fit_epoch_end(trainer) -> None:
             if reporter.cancel_requested(force=True):  # never start another epoch after a cancel

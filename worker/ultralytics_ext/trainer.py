@@ -46,6 +46,7 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
     options: TrainingOptions | None = None
     reporter: StageReporter | None = None
     keep_resumable: bool = False  # set by a stage that stops early (cancel): last.pt must stay resumable
+    partial_epoch: bool = False  # set with a stop between batches: the epoch in progress did not finish
 
     @classmethod
     def for_stage(cls, options: TrainingOptions | None, reporter: StageReporter | None) -> type[StagerunTrainer]:
@@ -119,7 +120,14 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
     def save_model(self):
         """Ultralytics writes last.pt and best.pt in place, so a worker killed mid-write would leave a
         truncated last.pt that cannot be resumed. Here they are written under temporary names, then
-        renamed: a rename is atomic, so last.pt is always the previous or the new complete checkpoint."""
+        renamed: a rename is atomic, so last.pt is always the previous or the new complete checkpoint.
+
+        An epoch stopped between batches (a cancel) is not saved: Ultralytics would record it as complete and
+        a resume would skip its remaining batches; last.pt stays the previous complete epoch's, and the
+        resumed stage trains this epoch again from its start."""
+        if self.partial_epoch:
+            LOGGER.info(f"epoch {self.epoch + 1} stopped between batches: not saved as complete")
+            return None
         last, best = self.last, self.best
         partials = {last: last.with_name(f".{last.name}.partial"), best: best.with_name(f".{best.name}.partial")}
         self.last, self.best = partials[last], partials[best]
@@ -312,6 +320,9 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         return optimizer
 
     def save_metrics(self, metrics: dict) -> None:
+        if self.partial_epoch:  # no results.csv row, no database row for an epoch that did not finish
+            self.results_row = None
+            return
         super().save_metrics(metrics)
         row = {"epoch": self.epoch + 1, "time": round(time.time() - self.train_time_start, 3)}
         row.update({key: _plain(value) for key, value in metrics.items()})
