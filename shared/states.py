@@ -18,7 +18,7 @@ from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from shared.errors import IllegalTransition
-from shared.models import Job, Stage, utcnow
+from shared.models import Job, Stage, as_utc, utcnow
 
 
 class JobState(StrEnum):
@@ -186,6 +186,13 @@ def take_back_lost_stage(
     return new
 
 
+def _skip_idle_time(row: Job | Stage, now: datetime) -> None:
+    """Move ``started_at`` on by the time the job or stage sat failed or cancelled, so that durations count
+    running time only."""
+    if row.started_at is not None and row.finished_at is not None:
+        row.started_at = as_utc(row.started_at) + (now - as_utc(row.finished_at))
+
+
 def resume_job(job: Job, now: datetime | None = None) -> Stage:
     """Queue a failed or cancelled job again from its first stage that did not succeed (a train stage
     picks up its own last.pt). Attempts start over. Returns the stage to enqueue; the caller commits."""
@@ -198,8 +205,10 @@ def resume_job(job: Job, now: datetime | None = None) -> Stage:
         raise IllegalTransition(f"job {job.id} still has a running stage")
     now = now or utcnow()
     job.state = JobState.QUEUED.value
+    _skip_idle_time(job, now)
     job.finished_at = job.error = job.cancel_requested_at = None
     for stage in unfinished:
+        _skip_idle_time(stage, now)
         stage.state = StageState.PENDING.value
         stage.error = stage.finished_at = stage.worker_id = None
         stage.attempt = 0

@@ -93,3 +93,33 @@ def test_claim_is_a_compare_and_set(embedded):
         assert claim_stage(session, stage.id, "worker-b") is False  # second delivery claims nothing
         claimed = session.get(Stage, stage.id)
         assert (claimed.state, claimed.worker_id, claimed.attempt) == ("running", "worker-a", 1)
+
+
+def test_a_resumed_job_counts_running_time_only() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.states import resume_job
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    job = make_job(JobState.FAILED)
+    job.started_at, job.finished_at = t0, t0 + timedelta(seconds=10)
+    stage = make_stage(StageState.FAILED)
+    stage.index, stage.started_at, stage.finished_at, stage.attempt = 0, t0 + timedelta(seconds=1), t0 + timedelta(seconds=10), 1
+    job.stages = [stage]
+    resume_job(job, now=t0 + timedelta(seconds=1000))  # sat failed for 990 s
+    assert job.started_at == t0 + timedelta(seconds=990)
+    assert stage.started_at == t0 + timedelta(seconds=991) and stage.state == StageState.QUEUED.value
+
+
+def test_a_resumed_stage_keeps_the_first_epoch_of_its_starvation_report() -> None:
+    from types import SimpleNamespace
+
+    from worker.ultralytics_ext.trainer import StagerunTrainer
+
+    stored: dict = {"starvation": {"first_epoch": {"epoch": 1, "classes": {"bar": {"starved": 0.9}}}}}
+    trainer = SimpleNamespace(
+        reporter=SimpleNamespace(info=lambda: stored), record=lambda topic, value: stored.__setitem__(topic, value)
+    )
+    resumed = {"first_epoch": {"epoch": 4, "classes": {}}, "last_epoch": {"epoch": 6, "classes": {}}}
+    StagerunTrainer.record_starvation(trainer, resumed)
+    assert stored["starvation"]["first_epoch"]["epoch"] == 1 and stored["starvation"]["last_epoch"]["epoch"] == 6

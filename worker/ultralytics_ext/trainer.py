@@ -110,6 +110,12 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         return NarrowingValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
 
     def record_starvation(self, report: dict) -> None:
+        """A resumed stage's run starts at a later epoch: its report keeps the first epoch the stage measured."""
+        info = getattr(self.reporter, "info", None)
+        earlier = ((info() if callable(info) else info) or {}).get("starvation") if self.reporter is not None else None
+        first = (earlier or {}).get("first_epoch")
+        if first is not None and "first_epoch" in report and first["epoch"] < report["first_epoch"]["epoch"]:
+            report = {**report, "first_epoch": first}
         self.record("starvation", report)
 
     def record(self, topic: str, value: object) -> None:
