@@ -26,6 +26,29 @@ def test_failed_stage_fails_the_job_and_the_worker_lives_on(stack):
     assert "images" in job["stages"][0]["error"].lower() and job["error"].startswith("stage 1 (train) failed")
 
 
+def check_evaluate_matches_plain_val(stack, job: dict, evaluate: dict) -> None:
+    """The evaluate stage's figures are what plain ``YOLO(best).val()`` gives on the same split and settings."""
+    from ultralytics import YOLO
+
+    from worker.ultralytics_ext.metrics import detection_summary
+
+    weights = stack.home / "artifacts" / evaluate["results"]["evaluated_weights"]
+    data = stack.home / "datasets" / "tiny" / "data.yaml"
+    plain = YOLO(str(weights)).val(data=str(data), split="val", imgsz=64, batch=4, device="cpu", plots=False,
+                                   verbose=False, workers=0)
+    expected = detection_summary(plain, ["square", "disc", "bar"])
+    got = evaluate["results"]["metrics"]
+    for key in ("precision", "recall", "mAP50", "mAP50-95"):
+        assert got["overall"][key] == pytest.approx(expected["overall"][key], abs=1e-6), key
+    for ours, theirs in zip(got["per_class"], expected["per_class"], strict=True):
+        assert (ours["name"], ours["instances"]) == (theirs["name"], theirs["instances"])
+        for key in ("precision", "recall", "mAP50", "mAP50-95"):
+            if theirs[key] is None:
+                assert ours[key] is None, (ours, key)
+            else:
+                assert ours[key] == pytest.approx(theirs[key], abs=1e-6), (ours["name"], key)
+
+
 def test_train_train_evaluate_chain(stack, tmp_path):
     pipeline = tiny_pipeline()
     pipeline["stages"].insert(1, {"type": "train", "epochs": 1, "imgsz": 64, "batch": 4, "workers": 0})
@@ -44,6 +67,7 @@ def test_train_train_evaluate_chain(stack, tmp_path):
     per_class = evaluate["results"]["metrics"]["per_class"]
     assert [c["name"] for c in per_class] == ["square", "disc", "bar"]
     assert sum(c["instances"] for c in per_class) > 0
+    check_evaluate_matches_plain_val(stack, job, evaluate)
 
     rows = check_metric_rows_match_results_csv(stack, job, 0)
     assert [r["epoch"] for r in rows] == [1, 2] and "metrics/mAP50(B)" in rows[0]["values"]
