@@ -144,3 +144,28 @@ def test_cli_submit_watch_status_download(stack, tmp_path):
     assert missing.returncode == 1 and "HTTP 404" in missing.stderr
     refused = stack.stagerun("download", job_id, "--artifact", "../../../etc/passwd", "-o", str(tmp_path / "x"))
     assert refused.returncode == 1 and not (tmp_path / "x").exists()
+
+
+def test_the_event_stream_of_a_running_job(stack):
+    import json
+
+    from tests.e2e.checks import train_only_pipeline
+
+    with stack.client() as client:
+        job = client.post("/v1/jobs", json=train_only_pipeline(epochs=3)).json()
+        events: list[tuple[str, dict]] = []
+        with client.stream("GET", f"/v1/jobs/{job['id']}/events", params={"interval": 0.2}, timeout=400) as stream:
+            kind = None
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((kind, json.loads(line.removeprefix("data: "))))
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "end" and set(kinds[:-1]) == {"job"}
+    documents = [data for kind, data in events if kind == "job"]
+    assert documents[-1]["state"] == "succeeded"
+    epochs = [d["stages"][0]["epoch"] or 0 for d in documents]
+    assert epochs == sorted(epochs) and {1, 2, 3} <= set(epochs)  # every epoch seen, in order
+    seen = [(d["state"], d["progress"], d["stages"][0]["state"], d["stages"][0]["epoch"]) for d in documents]
+    assert len(seen) == len(set(seen))  # no event repeats one already sent
