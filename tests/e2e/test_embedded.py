@@ -68,6 +68,9 @@ def test_train_train_evaluate_chain(stack, tmp_path):
     assert [c["name"] for c in per_class] == ["square", "disc", "bar"]
     assert sum(c["instances"] for c in per_class) > 0
     check_evaluate_matches_plain_val(stack, job, evaluate)
+    localization = evaluate["results"]["localization"]  # served by the API with the stage
+    assert [row["name"] for row in localization["per_class"]] == ["square", "disc", "bar"]
+    assert {"found", "iou_0.5", "iou_0.75", "median_width_error_px"} <= set(localization["per_class"][0])
 
     rows = check_metric_rows_match_results_csv(stack, job, 0)
     assert [r["epoch"] for r in rows] == [1, 2] and "metrics/mAP50(B)" in rows[0]["values"]
