@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.db import session_scope
 from shared.jobs import summary
@@ -62,18 +63,20 @@ def launch(command: list[str], log_path: Path, settings: Settings) -> subprocess
 
 
 def _heartbeat(stage_id: int, job_id: str, me: str):
-    """Renew this worker's lease on the stage. Returns (still ours, when the job's cancel was requested):
-    a lease the reaper took back (this worker looked dead) is not renewed."""
-
-    def beat(session):
-        renewed = session.execute(
-            update(Stage)
-            .where(Stage.id == stage_id, Stage.worker_id == me, Stage.state == StageState.RUNNING.value)
-            .values(heartbeat_at=utcnow())
-        ).rowcount
-        return renewed == 1, session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
-
-    return with_retry(beat)
+    """Renew this worker's lease on the stage, one try. Returns (still ours, when the job's cancel was
+    requested), or None when the database did not answer: the caller decides how long it may keep going
+    without a renewal. A lease the reaper took back (this worker looked dead) is not renewed."""
+    try:
+        with session_scope() as session:
+            renewed = session.execute(
+                update(Stage)
+                .where(Stage.id == stage_id, Stage.worker_id == me, Stage.state == StageState.RUNNING.value)
+                .values(heartbeat_at=utcnow())
+            ).rowcount
+            return renewed == 1, session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
+    except SQLAlchemyError as exc:
+        log.warning("stage %s: lease not renewed, the database did not answer (%s)", stage_id, exc.__class__.__name__)
+        return None
 
 
 def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id: str, me: str) -> int | None:
@@ -82,6 +85,9 @@ def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id
     lease was lost (the stage was given to another worker) and the process was killed."""
     process = launch([sys.executable, "-m", "worker.stage_process", str(stage_id)], stage_dir / "stage.log", settings)
     next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
+    renewed_at = time.monotonic()
+    # give the stage up before the reaper may take it back: its lease expires lease_ttl_s after the last renewal
+    fence_after_s = settings.lease_ttl_s - settings.heartbeat_interval_s
     terminated_at: float | None = None
     while True:
         try:
@@ -91,7 +97,17 @@ def run_stage_process(settings: Settings, stage_id: int, stage_dir: Path, job_id
         if time.monotonic() < next_heartbeat:
             continue
         next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
-        still_ours, cancel_requested_at = _heartbeat(stage_id, job_id, me)
+        beat = _heartbeat(stage_id, job_id, me)
+        if beat is None:
+            if time.monotonic() - renewed_at > fence_after_s:
+                log.warning("stage %s: lease not renewed for %.0fs; killing its process before the lease expires",
+                            stage_id, time.monotonic() - renewed_at)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return None
+            continue
+        renewed_at = time.monotonic()
+        still_ours, cancel_requested_at = beat
         if not still_ours:
             log.warning("stage %s: lease lost to the reaper; killing its process", stage_id)
             os.killpg(process.pid, signal.SIGKILL)

@@ -253,3 +253,27 @@ def test_database_unreachable_during_writes(stack, proxy):
     stage_log = (stack.home / "artifacts" / train["dir"] / "stage.log").read_text()
     worker_log = (stack.log_dir / "worker.log").read_text()
     assert "database write failed" in stage_log + worker_log
+
+
+def test_a_worker_cut_off_longer_than_its_lease_gives_its_stage_up(stack, database, proxy):
+    """The database is unreachable for longer than the lease: the stage is taken back when it returns, the
+    stage process that lost its lease is killed, and only the new attempt writes: no epoch row twice."""
+    job_id = stack.submit(train_only_pipeline(epochs=6))
+    stack.wait_for(job_id, lambda j: len(stack.rows(j["id"])) >= 1, timeout_s=300, interval_s=0.2)
+    home = Path(stack.env["STAGERUN_HOME"])
+    stage_id = stage_row(database, job_id)["id"]
+    proxy.cut(LEASE_TTL_S + 6.0)
+    most_at_once = 0
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        most_at_once = max(most_at_once, len(stage_processes(stage_id, home)))
+        row = stage_row(database, job_id)
+        if row["state"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    job = stack.wait_done(job_id)
+    assert job["state"] == "succeeded", job
+    assert stack.rows(job_id) == [1, 2, 3, 4, 5, 6]
+    assert most_at_once <= 1  # the old stage process was gone before the new attempt started
+    train = job["stages"][0]
+    assert train["attempt"] >= 1 and train["info"].get("resumed"), train
