@@ -2,7 +2,12 @@
 
 import pytest
 
-from tests.e2e.checks import check_metric_rows_match_results_csv, check_weights_download_and_plain_load, tiny_pipeline
+from tests.e2e.checks import (
+    check_metric_rows_match_results_csv,
+    check_weights_download_and_plain_load,
+    tiny_pipeline,
+    train_only_pipeline,
+)
 from tests.e2e.stack import load_in_plain_ultralytics
 
 pytestmark = pytest.mark.slow
@@ -19,11 +24,20 @@ def test_failed_stage_fails_the_job_and_the_worker_lives_on(stack):
         (broken / "images" / split).mkdir(parents=True)
     (broken / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a]\n")
     with stack.client() as client:
-        job = client.post("/v1/jobs", json={**tiny_pipeline(), "dataset": "broken"}).json()
+        refused = client.post("/v1/jobs", json={**tiny_pipeline(), "dataset": "broken"})  # empty splits: 422
+        assert refused.status_code == 422 and refused.json()["error"]["details"][0]["code"] == "empty_split"
+        # a model config that is valid YAML but names a module Ultralytics does not have fails at run time
+        (stack.home / "weights").mkdir(exist_ok=True)
+        (stack.home / "weights" / "broken.yaml").write_text(
+            "nc: 3\nbackbone:\n  - [-1, 1, NoSuchModule, [16]]\nhead:\n  - [-1, 1, Detect, [nc]]\n"
+        )
+        job = client.post("/v1/jobs", json={**tiny_pipeline(), "model": "broken.yaml"}).json()
     job = stack.wait_done(job["id"], timeout_s=120)
     assert job["state"] == "failed"
     assert [s["state"] for s in job["stages"]] == ["failed", "skipped"]
-    assert "images" in job["stages"][0]["error"].lower() and job["error"].startswith("stage 1 (train) failed")
+    assert "nosuchmodule" in job["stages"][0]["error"].lower() and job["error"].startswith("stage 1 (train) failed")
+    with stack.client() as client:  # the worker lives on
+        assert client.post("/v1/jobs", json=train_only_pipeline(epochs=1)).status_code == 202
 
 
 def check_evaluate_matches_plain_val(stack, job: dict, evaluate: dict) -> None:
@@ -151,8 +165,6 @@ def test_cli_submit_watch_status_download(stack, tmp_path):
 
 def test_the_event_stream_of_a_running_job(stack):
     import json
-
-    from tests.e2e.checks import train_only_pipeline
 
     with stack.client() as client:
         job = client.post("/v1/jobs", json=train_only_pipeline(epochs=3)).json()
