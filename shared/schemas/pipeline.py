@@ -134,6 +134,14 @@ class TrainStage(StageBase, TrainingOptions):
 
     _batch = field_validator("batch", mode="before")(check_batch)
 
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_choice(cls, value: object) -> object:
+        """One clear error instead of one per union member."""
+        if value is None or value in ("ram", "disk") or isinstance(value, bool):
+            return value
+        raise ValueError(f"cache must be 'ram', 'disk', true or false, not {value!r}")
+
     @field_validator("lr0", "momentum")
     @classmethod
     def _needs_named_optimizer(cls, value: float | None, info: ValidationInfo) -> float | None:

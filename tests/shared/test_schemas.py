@@ -40,7 +40,7 @@ def test_valid_pipeline_and_defaults():
         ({"type": "train", "optimizer": "Adagrad"}, "stages.0.train.optimizer", "Input should be"),
         ({"type": "train", "mosaic": 1.5}, "stages.0.train.mosaic", "less than or equal to 1"),
         ({"type": "train", "epochs": 3, "close_mosaic": 5}, "stages.0.train.close_mosaic", "exceeds epochs"),
-        ({"type": "train", "cache": "gpu"}, "stages.0.train.cache", "Input should be"),
+        ({"type": "train", "cache": "gpu"}, "stages.0.train.cache", "cache must be 'ram', 'disk', true or false"),
         ({"type": "train", "thin_assigner": {"iou": "giou"}}, "stages.0.train.thin_assigner.iou", "Input should be"),
         ({"type": "train", "thin_assigner": {"target_floor": 1.5}}, "stages.0.train.thin_assigner.target_floor", "less"),
         ({"type": "train", "thin_assigner": {"floor_on": "some"}}, "stages.0.train.thin_assigner.floor_on", "Input"),
