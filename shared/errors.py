@@ -73,3 +73,12 @@ class RateLimited(StagerunError):
     def __init__(self, message: str, retry_after_s: float, field: str | None = None):
         super().__init__(message, field)
         self.headers = {"Retry-After": str(max(1, int(retry_after_s + 0.999)))}
+
+
+class RangeNotSatisfiable(StagerunError):
+    status_code = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, size: int, field: str | None = "Range"):
+        super().__init__(message, field)
+        self.headers = {"Content-Range": f"bytes */{size}"}

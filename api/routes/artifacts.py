@@ -3,13 +3,13 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal
-from api.responses import V1_ERRORS
+from api.responses import V1_ERRORS, ErrorResponse
 from shared import jobs
-from shared.errors import NotFound
+from shared.errors import NotFound, RangeNotSatisfiable
 from shared.schemas import ArtifactPublic, ArtifactsPublic
 from shared.storage import job_dir_rel, list_files, safe_resolve
 
@@ -53,8 +53,27 @@ DOWNLOAD_RESPONSES = {
         "description": "The requested byte range (``Range: bytes=a-b``), with ``Content-Range``.",
         "content": {BINARY: {"schema": {"type": "string", "format": "binary"}}},
     },
-    416: {"description": "The requested range is outside the file."},
+    416: {"model": ErrorResponse, "description": "The requested range is outside the file (``Content-Range: bytes */size``)."},
 }
+
+
+def check_range(request: Request, size: int) -> None:
+    """Starlette answers an unsatisfiable Range in plain text; refuse it here in the error envelope instead."""
+    header = request.headers.get("range")
+    if not header:
+        return
+    unit, _, ranges = header.partition("=")
+    if unit.strip().lower() != "bytes" or not ranges.strip():
+        raise RangeNotSatisfiable(f"Range {header!r} is not a bytes range", size)
+    for part in ranges.split(","):
+        start, _, end = part.strip().partition("-")
+        try:
+            first = int(start) if start else max(size - int(end), 0)
+            last = int(end) if end and start else size - 1
+        except ValueError:
+            raise RangeNotSatisfiable(f"Range {header!r} is malformed", size) from None
+        if first >= size or first > last:
+            raise RangeNotSatisfiable(f"Range {header!r} is outside the file's {size} bytes", size)
 
 
 def media_type(path: str) -> str:
@@ -69,7 +88,7 @@ def media_type(path: str) -> str:
     "/artifacts/{path:path}", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="head_artifact"
 )
 def download_artifact(
-    job_id: JobId, path: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+    request: Request, job_id: JobId, path: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> FileResponse:
     """One artifact, streamed; HTTP Range requests are honoured. Paths cannot leave the job's folder."""
     job = jobs.get_job(session, job_id, principal)
@@ -79,17 +98,19 @@ def download_artifact(
     target = safe_resolve(job_root, path, what="path")
     if not target.is_file():
         raise NotFound(f"artifact {path!r} is not a file", field="path")
+    check_range(request, target.stat().st_size)
     return FileResponse(target, filename=target.name, media_type=media_type(target.name))
 
 
 @router.get("/weights", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="download_weights")
 @router.head("/weights", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="head_weights")
 def download_weights(
-    job_id: JobId, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+    request: Request, job_id: JobId, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> FileResponse:
     """The job's final best weights (best.pt of its latest train stage)."""
     job = jobs.get_job(session, job_id, principal)
     if not job.best_weights:
         raise NotFound(f"job {job.id} has no weights yet (state {job.state})", field="job_id")
     target = safe_resolve(settings.artifacts_root, job.best_weights, what="weights")
+    check_range(request, target.stat().st_size)
     return FileResponse(target, filename="best.pt", media_type="application/octet-stream")

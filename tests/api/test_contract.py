@@ -74,3 +74,15 @@ def test_every_response_a_route_gives_is_declared(app) -> None:
         assert "head" in paths[path]
     ids = [op["operationId"] for item in paths.values() for op in item.values() if isinstance(op, dict)]
     assert len(ids) == len(set(ids))  # one operation id per method: generated clients keep them all
+
+
+def test_416_and_415_use_the_error_envelope(client, pipeline, embedded) -> None:
+    job = client.post("/v1/jobs", json=pipeline).json()
+    folder = embedded.artifacts_root / "jobs" / job["id"] / "01-train"
+    folder.mkdir(parents=True)
+    (folder / "results.csv").write_text("epoch\n1\n")
+    outside = client.get(f"/v1/jobs/{job['id']}/artifacts/01-train/results.csv", headers={"Range": "bytes=500-900"})
+    assert outside.status_code == 416
+    assert outside.json()["error"]["code"] == "range_not_satisfiable", outside.text
+    unsupported = client.post("/v1/datasets", content=b"path=x", headers={"Content-Type": "text/plain"})
+    assert unsupported.status_code == 415 and unsupported.json()["error"]["field"] == "Content-Type"

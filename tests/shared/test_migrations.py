@@ -19,9 +19,15 @@ def test_migrations_match_models(embedded) -> None:
 
 def test_downgrade_to_base_and_back(embedded) -> None:
     from alembic import command
+    from sqlalchemy import inspect
 
     config = migrate.alembic_config()
+    engine = get_engine()
+    tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    assert tables == set(Base.metadata.tables)
     command.downgrade(config, "base")
     assert not migrate.is_up_to_date()
+    assert set(inspect(engine).get_table_names()) - {"alembic_version"} == set()  # everything was dropped
     migrate.upgrade()
     assert migrate.is_up_to_date()
+    assert set(inspect(engine).get_table_names()) - {"alembic_version"} == tables  # and built again
