@@ -42,7 +42,13 @@ class DatasetRef:
         return data
 
 
-def _split_paths(value: object, split: str, base: Path, datasets_root: Path, where: str) -> list[Path]:
+def _inside_any(roots: Path | tuple[Path, ...], path: Path) -> bool:
+    return any(is_inside(root, path) for root in (roots if isinstance(roots, tuple) else (roots,)))
+
+
+def _split_paths(
+    value: object, split: str, base: Path, datasets_root: Path | tuple[Path, ...], where: str
+) -> list[Path]:
     entries = value if isinstance(value, list) else [value]
     if not entries or not all(isinstance(e, str) and e.strip() for e in entries):
         raise InvalidSpec(f"data.yaml '{split}' must be a path or a list of paths", field="dataset")
@@ -50,7 +56,7 @@ def _split_paths(value: object, split: str, base: Path, datasets_root: Path, whe
     for entry in entries:
         path = Path(entry)
         path = path if path.is_absolute() else base / path
-        if not is_inside(datasets_root, path):
+        if not _inside_any(datasets_root, path):
             raise InvalidSpec(f"data.yaml '{split}' path {entry!r} leads outside {where}", field="dataset")
         if not path.exists():
             raise InvalidSpec(f"data.yaml '{split}' path {entry!r} does not exist", field="dataset")
@@ -84,8 +90,11 @@ def find_data_yaml(folder: Path) -> Path | None:
     return next((folder / n for n in DATA_YAML_NAMES if (folder / n).is_file()), None)
 
 
-def load_data_yaml(yaml_path: Path, boundary: Path, label: str, where: str = "the datasets root") -> DatasetRef:
-    """Read a data.yaml whose split folders must stay under ``boundary`` (``where`` names it in errors).
+def load_data_yaml(
+    yaml_path: Path, boundary: Path | tuple[Path, ...], label: str, where: str = "the datasets root"
+) -> DatasetRef:
+    """Read a data.yaml whose split folders must stay under ``boundary`` (one folder or several; ``where``
+    names it in errors).
     Without a ``path`` key, splits are relative to the yaml's folder."""
     try:
         data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
@@ -101,7 +110,7 @@ def load_data_yaml(yaml_path: Path, boundary: Path, label: str, where: str = "th
         if not isinstance(data["path"], str):
             raise InvalidSpec("data.yaml 'path' must be a string", field="dataset")
         base = Path(data["path"]) if Path(data["path"]).is_absolute() else yaml_path.parent / data["path"]
-        if not is_inside(boundary, base):
+        if not _inside_any(boundary, base):
             raise InvalidSpec(f"data.yaml 'path' leads outside {where}", field="dataset")
     splits = {}
     for split in ("train", "val", "test"):

@@ -58,6 +58,24 @@ def _mined_dataset_yaml(settings: Settings, earlier: list[Stage]) -> Path:
     raise InvalidSpec("data 'from_stage': no earlier mine stage built a hard-example dataset", field="data")
 
 
+def _check_mined_dataset(settings: Settings, mined: Path, dataset) -> None:
+    """A mine stage's hard-example dataset passes the same validator as every dataset a job names, before the
+    stage trains on it: its files in the mine stage's folder, its val split the job's own."""
+    from shared.datasets.validate import validate_dataset
+
+    report = validate_dataset(
+        mined, (mined.parent, settings.datasets_root), settings.dataset_max_images, file_roots=(dataset.root,)
+    )
+    errors = [issue.to_dict() for issue in report.issues if issue.severity == "error"]
+    if errors:
+        first = errors[0]
+        where = f"{first['file']}:{first['line']}" if first["line"] else first["file"] or "data.yaml"
+        raise InvalidSpec(
+            f"the hard-example dataset did not pass validation ({len(errors)} error(s)): {where}: {first['message']}",
+            field="data",
+        )
+
+
 def build_context(session: Session, settings: Settings, stage: Stage, reporter: StageReporter) -> StageContext:
     import yaml
 
@@ -75,7 +93,9 @@ def build_context(session: Session, settings: Settings, stage: Stage, reporter: 
     data_yaml = stage_dir / "data.yaml"
     data_yaml.write_text(yaml.safe_dump(dataset.ultralytics_yaml(), sort_keys=False))
     if getattr(spec, "data", "job") == "from_stage":
-        data_yaml.write_text(_mined_dataset_yaml(settings, job.stages[: stage.index]).read_text())
+        mined = _mined_dataset_yaml(settings, job.stages[: stage.index])
+        _check_mined_dataset(settings, mined, dataset)
+        data_yaml.write_text(mined.read_text())
     return StageContext(
         settings=settings,
         job_id=job.id,

@@ -195,13 +195,19 @@ def count_images(ref: DatasetRef) -> int:
 
 
 def validate_dataset(
-    folder: Path, boundary: Path, max_images: int | None = None, where: str = "the dataset folder"
+    folder: Path,
+    boundary: Path | tuple[Path, ...],
+    max_images: int | None = None,
+    where: str = "the dataset folder",
+    file_roots: tuple[Path, ...] = (),
 ) -> ValidationReport:
     """Validate the dataset whose data.yaml is in ``folder`` (or is ``folder``, a yaml file); split
     folders must stay under ``boundary``. A train stage profiles its dataset with
     ``build_profile(report.names, report.images)`` from ``validate_dataset(ref.yaml_path, datasets_root)``.
 
-    Raises InvalidSpec (field ``path``) only when the dataset holds more than ``max_images`` images."""
+    Images and labels must lie in the dataset folder or in one of ``file_roots`` (a hard-example dataset's
+    val split is the job's own val). Raises InvalidSpec (field ``path``) only when the dataset holds more
+    than ``max_images`` images."""
     report = ValidationReport()
     is_yaml = folder.is_file() and folder.suffix in (".yaml", ".yml")
     root = (folder.parent if is_yaml else folder).resolve()
@@ -228,7 +234,7 @@ def validate_dataset(
             report.add(severity, "empty_split", f"split '{split}' has no images", yaml_name)
         used_labels: set[Path] = set()
         for image_path in images:
-            _check_one(report, split, image_path, root, len(ref.names), first_seen, used_labels)
+            _check_one(report, split, image_path, root, len(ref.names), first_seen, used_labels, file_roots)
         for split_path in ref.splits[split]:
             _orphan_labels(report, split_path, used_labels, root)
     return report
@@ -242,9 +248,11 @@ def _check_one(
     nc: int,
     first_seen: dict[str, str],
     used_labels: set[Path],
+    file_roots: tuple[Path, ...] = (),
 ) -> None:
     name = _relative(image_path, root)
-    if not is_inside(root, image_path):
+    allowed = (root, *file_roots)
+    if not any(is_inside(folder, image_path) for folder in allowed):
         report.add("error", "outside_dataset", "image is reached through a link or list outside the dataset folder", name)
         return
     try:
@@ -264,7 +272,7 @@ def _check_one(
     label_path = label_path_for(image_path)
     used_labels.add(label_path.resolve())
     boxes: list[Box] = []
-    if label_path.exists() and not is_inside(root, label_path):
+    if label_path.exists() and not any(is_inside(folder, label_path) for folder in allowed):
         report.add("error", "outside_dataset", "label file is a link outside the dataset folder", _relative(label_path, root))
         return
     if label_path.is_file():

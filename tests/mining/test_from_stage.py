@@ -36,3 +36,20 @@ def test_no_mine_stage_or_nothing_mined_is_a_clear_error(embedded):
 def test_a_dataset_path_leaving_the_artifacts_root_is_refused(embedded):
     with pytest.raises(Exception, match="must not contain"):
         _mined_dataset_yaml(embedded, [mine_stage(1, path="../../etc/data.yaml")])
+
+
+def test_the_hard_example_dataset_passes_the_validator_before_training(embedded, tiny_dataset):
+    from shared.references import resolve_dataset
+    from shared.synthetic import make_dataset
+    from worker.stage_process import _check_mined_dataset
+
+    job_dataset = resolve_dataset(embedded, tiny_dataset)
+    mined_root = embedded.artifacts_root / "jobs" / "j" / "02-mine" / "dataset"
+    make_dataset(mined_root, train=3, val=0, size=64, seed=7)
+    val = job_dataset.splits["val"][0]
+    (mined_root / "data.yaml").write_text(f"train: images/train\nval: {val}\nnames: [square, disc, bar]\n")
+    _check_mined_dataset(embedded, mined_root / "data.yaml", job_dataset)  # its val is the job's own: fine
+    next((mined_root / "labels" / "train").glob("*.txt")).write_text("0 0.5 0.5 0.1\n")
+    with pytest.raises(InvalidSpec, match="hard-example dataset did not pass validation") as error:
+        _check_mined_dataset(embedded, mined_root / "data.yaml", job_dataset)
+    assert error.value.field == "data" and "4 fields; a box line has 5" in error.value.message
