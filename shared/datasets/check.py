@@ -40,28 +40,22 @@ def _tree_entries(folder: Path) -> list[str]:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
                     continue
-                if entry.name.endswith(".cache"):  # Ultralytics' label cache, rewritten by training
-                    continue
-                try:
-                    stat = entry.stat()
-                except OSError:
-                    entries.append(f"{entry.path}\0missing")
-                    continue
-                entries.append(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+                if not entry.name.endswith(".cache"):  # Ultralytics' label cache, rewritten by training
+                    entries.append(_entry(entry.path, entry.stat))
     return entries
+
+
+def _entry(path: object, stat) -> str:
+    """``path``, size and mtime; ``stat`` is called (it follows links), a file gone meanwhile is 'missing'."""
+    try:
+        result = stat()
+    except OSError:
+        return f"{path}\0missing"
+    return f"{path}\0{result.st_size}\0{result.st_mtime_ns}"
 
 
 def _listed_entries(list_file: Path) -> list[str]:
-    entries = []
-    for image in split_images([list_file]):
-        for path in (image, label_path_for(image)):
-            try:
-                stat = path.stat()
-            except OSError:
-                entries.append(f"{path}\0missing")
-                continue
-            entries.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
-    return entries
+    return [_entry(path, path.stat) for image in split_images([list_file]) for path in (image, label_path_for(image))]
 
 
 def fingerprint(ref: DatasetRef) -> str:
@@ -77,8 +71,7 @@ def fingerprint(ref: DatasetRef) -> str:
                 if labels != path:
                     entries += _tree_entries(labels)
             else:
-                stat = path.stat()
-                entries.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+                entries.append(_entry(path, path.stat))
                 entries += _listed_entries(path) if path.suffix == ".txt" else []
         digest.update("\n".join(sorted(entries)).encode())
     return digest.hexdigest()
