@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import FileResponse
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal
@@ -17,6 +17,10 @@ router = APIRouter(
     prefix="/v1/jobs/{job_id}", tags=["artifacts"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
 )
 JobId = Annotated[str, Path(max_length=64)]
+RangeHeader = Annotated[
+    str | None,
+    Header(alias="Range", max_length=200, description="Byte ranges, e.g. 'bytes=0-1023' (answered with 206)."),
+]
 
 
 @router.get("/artifacts", response_model=ArtifactsPublic)
@@ -47,19 +51,21 @@ MEDIA_TYPES = {
 DOWNLOAD_RESPONSES = {
     200: {
         "description": "The file; ``Accept-Ranges: bytes``.",
+        "headers": {"Accept-Ranges": {"schema": {"type": "string"}, "description": "bytes"}},
         "content": {BINARY: {"schema": {"type": "string", "format": "binary"}}},
     },
     206: {
         "description": "The requested byte range (``Range: bytes=a-b``), with ``Content-Range``.",
+        "headers": {"Content-Range": {"schema": {"type": "string"}, "description": "bytes a-b/size"}},
         "content": {BINARY: {"schema": {"type": "string", "format": "binary"}}},
     },
     416: {"model": ErrorResponse, "description": "The requested range is outside the file (``Content-Range: bytes */size``)."},
 }
 
 
-def check_range(request: Request, size: int) -> None:
-    """Starlette answers an unsatisfiable Range in plain text; refuse it here in the error envelope instead."""
-    header = request.headers.get("range")
+def check_range(header: str | None, size: int) -> None:
+    """Starlette answers an unsatisfiable Range in plain text; refuse it here in the error envelope instead
+    (a satisfiable one is served by ``FileResponse`` from the request itself)."""
     if not header:
         return
     unit, _, ranges = header.partition("=")
@@ -88,7 +94,12 @@ def media_type(path: str) -> str:
     "/artifacts/{path:path}", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="head_artifact"
 )
 def download_artifact(
-    request: Request, job_id: JobId, path: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+    job_id: JobId,
+    path: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    byte_range: RangeHeader = None,
 ) -> FileResponse:
     """One artifact, streamed; HTTP Range requests are honoured. Paths cannot leave the job's folder."""
     job = jobs.get_job(session, job_id, principal)
@@ -98,19 +109,23 @@ def download_artifact(
     target = safe_resolve(job_root, path, what="path")
     if not target.is_file():
         raise NotFound(f"artifact {path!r} is not a file", field="path")
-    check_range(request, target.stat().st_size)
+    check_range(byte_range, target.stat().st_size)
     return FileResponse(target, filename=target.name, media_type=media_type(target.name))
 
 
 @router.get("/weights", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="download_weights")
 @router.head("/weights", response_class=FileResponse, responses=DOWNLOAD_RESPONSES, operation_id="head_weights")
 def download_weights(
-    request: Request, job_id: JobId, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+    job_id: JobId,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    byte_range: RangeHeader = None,
 ) -> FileResponse:
     """The job's final best weights (best.pt of its latest train stage)."""
     job = jobs.get_job(session, job_id, principal)
     if not job.best_weights:
         raise NotFound(f"job {job.id} has no weights yet (state {job.state})", field="job_id")
     target = safe_resolve(settings.artifacts_root, job.best_weights, what="weights")
-    check_range(request, target.stat().st_size)
+    check_range(byte_range, target.stat().st_size)
     return FileResponse(target, filename="best.pt", media_type="application/octet-stream")

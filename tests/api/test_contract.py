@@ -72,6 +72,8 @@ def test_every_response_a_route_gives_is_declared(app) -> None:
         assert {"200", "206", "416"} <= set(download)
         assert download["200"]["content"]["application/octet-stream"]["schema"]["format"] == "binary"
         assert "head" in paths[path]
+        assert any(p["name"] == "Range" and p["in"] == "header" for p in paths[path]["get"]["parameters"])
+        assert "Content-Range" in download["206"]["headers"]
     ids = [op["operationId"] for item in paths.values() for op in item.values() if isinstance(op, dict)]
     assert len(ids) == len(set(ids))  # one operation id per method: generated clients keep them all
 
