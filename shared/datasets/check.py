@@ -15,9 +15,10 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from shared.datasets.validate import ValidationReport, label_path_for, split_images, validate_dataset
+from shared.datasets.data_yaml import DatasetRef
+from shared.datasets.files import label_path_for, split_images
+from shared.datasets.validate import ValidationReport, validate_dataset
 from shared.errors import InvalidSpec
-from shared.references import DatasetRef
 
 CACHE_SIZE = 256
 MAX_LISTED = 50

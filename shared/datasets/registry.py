@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.auth import Principal
+from shared.datasets.data_yaml import REGISTERED_PREFIX, UPLOADS_DIR, DatasetRef, find_data_yaml, load_data_yaml
 from shared.datasets.profile import build_profile
 from shared.datasets.upload import ZipLimits, dataset_folder, extract_zip
 from shared.datasets.validate import ValidationReport, validate_dataset
 from shared.errors import Conflict, InvalidSpec, NotFound, PathOutsideRoot
 from shared.models import Dataset, Job, new_job_id, utcnow
-from shared.references import REGISTERED_PREFIX, UPLOADS_DIR
 from shared.schemas.datasets import DatasetPublic, DatasetSummary
 from shared.settings import Settings
 from shared.states import TERMINAL_JOB_STATES
@@ -186,3 +186,24 @@ def dataset_summary(record: Dataset) -> DatasetSummary:
 
 def dataset_public(record: Dataset) -> DatasetPublic:
     return DatasetPublic(**_summary_fields(record), validation=record.validation or {}, profile=record.profile)
+
+
+def registered_dataset_ref(
+    settings: Settings, dataset_id: str, session: Session | None, principal: Principal | None
+) -> DatasetRef:
+    """The data.yaml of registered dataset ``dataset_id``, if ``principal`` may see it and it passed validation."""
+    if session is None or principal is None:
+        raise InvalidSpec("registered datasets can only be named where a database session is open", field="dataset")
+    try:
+        record = get_dataset(session, dataset_id, principal)
+    except NotFound as exc:
+        raise InvalidSpec(exc.message, field="dataset") from None
+    if not record.valid:
+        first = next(iter((record.validation or {}).get("errors") or []), {})
+        reason = f": {first.get('file')}:{first.get('line') or ''} {first.get('message')}" if first else ""
+        raise InvalidSpec(f"dataset:{dataset_id} did not pass validation{reason}", field="dataset")
+    folder = safe_resolve(settings.datasets_root, record.path, what="dataset")
+    yaml_path = find_data_yaml(folder)
+    if yaml_path is None:
+        raise InvalidSpec(f"dataset:{dataset_id} has no data.yaml any more", field="dataset")
+    return load_data_yaml(yaml_path, settings.datasets_root, f"dataset:{dataset_id}")

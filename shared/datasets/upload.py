@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from shared.datasets.data_yaml import find_data_yaml
 from shared.errors import InvalidSpec, PayloadTooLarge
-from shared.references import find_data_yaml
 
 CHUNK = 1024 * 1024
 

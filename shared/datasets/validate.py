@@ -20,11 +20,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from shared.datasets.data_yaml import DATA_YAML_NAMES, DatasetRef, find_data_yaml, load_data_yaml
+from shared.datasets.files import label_path_for, split_images
 from shared.errors import InvalidSpec
-from shared.references import DATA_YAML_NAMES, DatasetRef, find_data_yaml, load_data_yaml
 from shared.storage import is_inside
 
-IMAGE_SUFFIXES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"})
 MAX_REPORTED_PER_SEVERITY = 300
 
 Box = tuple[int, float, float, float, float]  # class id, x centre, y centre, width, height (normalised)
@@ -132,31 +132,6 @@ def parse_label_text(text: str, nc: int) -> tuple[list[Box], list[tuple[int, str
         seen.add(key)
         boxes.append((int(class_value), x, y, w, h))
     return boxes, problems
-
-
-def label_path_for(image: Path) -> Path:
-    """Ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/``, the suffix ``.txt``."""
-    text = str(image)
-    images, labels = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
-    if images in text:
-        head, tail = text.rsplit(images, 1)
-        text = head + labels + tail
-    return Path(text).with_suffix(".txt")
-
-
-def split_images(paths: list[Path]) -> list[Path]:
-    images: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            images.extend(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path.suffix == ".txt":
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                entry = line.strip()
-                if entry:
-                    images.append(path.parent / entry if not Path(entry).is_absolute() else Path(entry))
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(path)
-    return sorted(set(images))
 
 
 def _check_image(data: bytes) -> tuple[int, int] | str:

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import yaml
 
-from worker.mining.hard_dataset import build_hard_dataset, label_path, replay_count, split_images
+from shared.datasets.files import label_path_for as label_path
+from shared.datasets.files import split_images
+from worker.mining.hard_dataset import build_hard_dataset, replay_count
 from worker.mining.report import MinedImage
 
 
