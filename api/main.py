@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import artifacts, datasets, hard_examples, health, jobs
+from api.routes import artifacts, compare, datasets, hard_examples, health, jobs, presets
 
 
 def create_app() -> FastAPI:
@@ -22,6 +22,8 @@ def create_app() -> FastAPI:
     app.include_router(artifacts.router)
     app.include_router(datasets.router)
     app.include_router(hard_examples.router)
+    app.include_router(compare.router)
+    app.include_router(presets.router)
     return app
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from shared.stack import Stack  # noqa: E402
 from shared.synthetic import make_dataset  # noqa: E402
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {"succeeded", "failed", "cancelled", "gated"}
 
 
 def free_port() -> int:

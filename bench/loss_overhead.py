@@ -114,7 +114,7 @@ def main() -> None:
 
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from shared.schemas.training import TrainingOptions
+    from shared.stage_kinds.training_options import TrainingOptions
     from worker.ultralytics_ext.trainer import StagerunTrainer
 
     home = new_home("loss")

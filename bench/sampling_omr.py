@@ -27,7 +27,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import LOGGER
 
 from shared.class_weights import class_index
-from shared.schemas.training import Sampling, TrainingOptions
+from shared.stage_kinds.training_options import Sampling, TrainingOptions
 from worker.ultralytics_ext.dataset import DataOptions, training_dataset
 from worker.ultralytics_ext.sampling import weighted_sampler
 from worker.ultralytics_ext.trainer import StagerunTrainer

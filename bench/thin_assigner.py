@@ -31,7 +31,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.schemas.training import ThinAssigner, TrainingOptions  # noqa: E402
+from shared.stage_kinds.training_options import ThinAssigner, TrainingOptions  # noqa: E402
 
 WEAK_TARGET = 0.1  # a best class target below this still trains a score near 0 (the floor's default)
 PLAIN = TrainingOptions(thin_boxes=None, starvation_batches=0)  # Ultralytics as it is

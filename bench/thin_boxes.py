@@ -17,7 +17,7 @@ from ultralytics.cfg import get_cfg
 from ultralytics.data.build import build_yolo_dataset
 from ultralytics.data.utils import check_det_dataset
 
-from shared.schemas.training import ThinBoxes
+from shared.stage_kinds.training_options import ThinBoxes
 from worker.ultralytics_ext.dataset import TALLY_KEY, DataOptions, training_dataset
 
 

@@ -59,6 +59,16 @@ def resume(job_id: str) -> dict:
         return _check(client.post(f"/v1/jobs/{job_id}/resume")).json()
 
 
+def rerun(job_id: str, from_stage: int, body: dict) -> dict:
+    with _client() as client:
+        return _check(client.post(f"/v1/jobs/{job_id}/rerun", params={"from_stage": from_stage}, json=body or None)).json()
+
+
+def compare(a: str, b: str) -> dict:
+    with _client() as client:
+        return _check(client.get("/v1/compare", params={"a": a, "b": b})).json()
+
+
 def download(job_id: str, output: Path, artifact: str | None = None) -> Path:
     url = f"/v1/jobs/{job_id}/artifacts/{artifact}" if artifact else f"/v1/jobs/{job_id}/weights"
     output.parent.mkdir(parents=True, exist_ok=True)

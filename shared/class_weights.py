@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared.errors import InvalidSpec
-from shared.schemas.training import AutoClassWeights
+from shared.stage_kinds.training_options import AutoClassWeights
 
 
 def class_index(key: str, names: Sequence[str], field: str) -> int:

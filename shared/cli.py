@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.api_client import ApiError, download, fetch_job, resume, submit
+from shared.api_client import ApiError, compare, download, fetch_job, rerun, resume, submit
+from shared.compare import compare_table
 from shared.errors import InvalidSpec
 from shared.local_commands import (
     cmd_dataset_check,
@@ -168,10 +169,59 @@ def cmd_resume(args) -> int:
     return 0
 
 
+def cmd_rerun(args) -> int:
+    body: dict = {}
+    if args.overrides:
+        try:
+            body["overrides"] = json.loads(args.overrides)
+        except json.JSONDecodeError as exc:
+            print(f"error: --overrides is not JSON: {exc}", file=sys.stderr)
+            return 2
+    if args.name:
+        body["name"] = args.name
+    job = rerun(args.job_id, args.from_stage, body)
+    reused = sum(1 for stage in job["stages"] if (stage.get("info") or {}).get("reused_from"))
+    print(f"{job['id']}: re-run of {args.job_id}, {reused} stage(s) reused, {job['progress']}")
+    if args.watch:
+        return _watch(job["id"])
+    return 0
+
+
+def cmd_preset_list(_args) -> int:
+    from shared.presets import load_preset, preset_names
+
+    for name in preset_names():
+        preset = load_preset(name)
+        stages = " -> ".join(s.get("name") or s["type"] for s in preset["stages"])
+        print(f"{name:<22} {stages}\n{'':<22} {preset.get('description', '')}")
+    return 0
+
+
+def cmd_preset_show(args) -> int:
+    from shared.presets import PresetError, preset_text
+
+    try:
+        text = preset_text(args.name)
+    except PresetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text if "dataset:" in text else text + "# name your dataset to submit it:\n# dataset: my-dataset\n")
+    return 0
+
+
 def cmd_download(args) -> int:
     default = Path(args.artifact).name if args.artifact else f"{args.job_id}-best.pt"
     path = download(args.job_id, Path(args.output or default), args.artifact)
     print(f"{path} ({path.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    report = compare(args.a, args.b)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(compare_table(report))
     return 0
 
 
@@ -294,11 +344,31 @@ def build_parser() -> argparse.ArgumentParser:
     resume_parser.add_argument("job_id")
     resume_parser.add_argument("--watch", action="store_true", help="follow the job until it ends")
     resume_parser.set_defaults(func=cmd_resume)
+    rerun_parser = sub.add_parser("rerun", help="a new job from a job's pipeline, reusing its stages before --from-stage")
+    rerun_parser.add_argument("job_id")
+    rerun_parser.add_argument("--from-stage", type=int, required=True, help="first stage to run again (from 0)")
+    rerun_parser.add_argument("--overrides", help='changes to the stages that run, as JSON: {"epochs": 5, "stages": {...}}')
+    rerun_parser.add_argument("--name")
+    rerun_parser.add_argument("--watch", action="store_true", help="follow the new job until it ends")
+    rerun_parser.set_defaults(func=cmd_rerun)
+    preset = sub.add_parser("preset", help="the pipelines shipped with stagerun")
+    preset_sub = preset.add_subparsers(dest="preset_command", required=True)
+    preset_sub.add_parser("list", help="every preset and what it does").set_defaults(func=cmd_preset_list)
+    preset_show = preset_sub.add_parser("show", help="print a preset's file (stagerun preset show hem > my.yaml)")
+    preset_show.add_argument("name")
+    preset_show.set_defaults(func=cmd_preset_show)
     dl = sub.add_parser("download", help="download a job's best weights (or one artifact)")
     dl.add_argument("job_id")
     dl.add_argument("-o", "--output")
     dl.add_argument("--artifact", help="artifact path, e.g. 01-train/results.csv")
     dl.set_defaults(func=cmd_download)
+    compare_parser = sub.add_parser(
+        "compare", help="per-class comparison of two evaluations (job or job:stage), biggest mAP50 change first"
+    )
+    compare_parser.add_argument("a", help="job id (its last succeeded evaluate stage) or job:stage")
+    compare_parser.add_argument("b", help="the same, compared with a: changes are b - a")
+    compare_parser.add_argument("--json", action="store_true", help="print the API's response as it is")
+    compare_parser.set_defaults(func=cmd_compare)
     synth = sub.add_parser("synth", help="write a small synthetic detection dataset")
     synth.add_argument("folder")
     synth.add_argument("--train", type=int, default=16)

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, func, select, update
+from pydantic import ValidationError
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from shared.auth import Principal
-from shared.class_weights import class_index, class_indices
 from shared.datasets.check import check_dataset
 from shared.db import get_engine
-from shared.errors import Conflict, IllegalTransition, InvalidSpec, NotFound
+from shared.errors import Conflict, InvalidSpec, NotFound
 from shared.models import Job, MetricRow, Stage, as_utc, utcnow
-from shared.references import DatasetRef, ModelRef, model_layer_count, resolve_dataset, resolve_model
+from shared.references import DatasetRef, ModelRef, resolve_dataset, resolve_model
 from shared.schemas import JobCreate, JobPublic, Links, MetricRowPublic, StagePublic
 from shared.settings import Settings
-from shared.states import JobState, StageState, move_job, move_stage, resume_job
+from shared.stage_kinds import Product, SubmitContext, kind, produces
+from shared.stage_kinds.chaining import input_producers
+from shared.states import JobState, StageState, cancel_job, move_stage, resume_job, reused_stage
 from shared.storage import stage_dir_rel
 
 
@@ -30,47 +33,19 @@ def request_hash(spec: JobCreate) -> str:
 
 
 def check_pipeline(spec: JobCreate, dataset: DatasetRef, model: ModelRef) -> None:
-    """Checks that need the whole pipeline: every stage has the inputs it consumes."""
-    trained = mined = False
+    """Checks that need the whole pipeline: every input a stage consumes is produced by an earlier stage (or is
+    the job's own model or dataset, where that will do), then each kind's own checks."""
     for index, stage in enumerate(spec.stages):
         field = f"stages.{index}"
-        if stage.type == "train":
-            if stage.data == "from_stage" and not mined:
+        declared = kind(stage.type)
+        for name, source in input_producers(spec.stages, index, f"{field}.").items():
+            needs_weights = declared.inputs[name] is Product.WEIGHTS and not declared.accepts_model_config
+            if needs_weights and source is None and not model.is_weights:
                 raise InvalidSpec(
-                    "data 'from_stage' needs a mine stage before this train stage to produce a hard-example dataset",
-                    field=f"{field}.data",
+                    f"{stage.type} needs weights: put a train stage before it or start the job from a .pt or job:<id>",
+                    field=f"{field}.{name}",
                 )
-            trained = True
-            for key, key_field in stage.class_keys():
-                class_index(key, dataset.names, f"{field}.{key_field}")
-            _check_freeze(stage.freeze, model_layer_count(model), f"{field}.freeze")
-        elif stage.type == "mine":
-            _check_mine_stage(stage, field, dataset, model, trained)
-            mined = True
-        elif stage.type == "evaluate":
-            if stage.split not in dataset.splits:
-                raise InvalidSpec(f"dataset has no '{stage.split}' split to evaluate on", field=f"{field}.split")
-            uses_model = stage.weights == "model" or not trained
-            if uses_model and not model.is_weights:
-                raise InvalidSpec(
-                    "evaluate needs weights: put a train stage before it or start the job from a .pt or job:<id>",
-                    field=f"{field}.weights",
-                )
-
-
-def _check_freeze(freeze: int | list[int] | None, layers: int | None, field: str) -> None:
-    """Ultralytics ignores freeze indices its model does not have; refuse them while the model's depth is known."""
-    if freeze is None or layers is None:
-        return
-    if isinstance(freeze, int):
-        if freeze > layers:
-            raise InvalidSpec(f"freeze {freeze} exceeds the model's {layers} layers", field=field)
-        return
-    for position, index in enumerate(freeze):
-        if index >= layers:
-            raise InvalidSpec(
-                f"layer {index} does not exist: the model has layers 0..{layers - 1}", field=f"{field}.{position}"
-            )
+        declared.check(stage, SubmitContext(dataset, model, spec.stages, index, field))
 
 
 def owner_idempotency_key(owner: str, idempotency_key: str) -> str:
@@ -78,22 +53,19 @@ def owner_idempotency_key(owner: str, idempotency_key: str) -> str:
     return hashlib.sha256(f"{owner}\n{idempotency_key}".encode()).hexdigest()
 
 
-def _check_mine_stage(stage, field: str, dataset: DatasetRef, model: ModelRef, trained: bool) -> None:
-    if (stage.weights == "model" or not trained) and not model.is_weights:
-        raise InvalidSpec(
-            "mine needs weights: put a train stage before it or start the job from a .pt or job:<id>",
-            field=f"{field}.weights",
-        )
-    if stage.classes is not None:
-        class_indices(stage.classes, dataset.names, f"{field}.classes")
-
-
 def create_job(
-    session: Session, settings: Settings, spec: JobCreate, principal: Principal, idempotency_key: str | None = None
+    session: Session,
+    settings: Settings,
+    spec: JobCreate,
+    principal: Principal,
+    idempotency_key: str | None = None,
+    reuse: Sequence[Stage] = (),
 ) -> tuple[Job, bool]:
-    """Validate and store a job owned by ``principal``; the first stage is queued. Returns (job, created).
+    """Validate and store a job owned by ``principal``; its first stage to run is queued. Returns (job, created).
 
-    A repeated Idempotency-Key with the same body returns the first job; with another body, 409."""
+    A repeated Idempotency-Key with the same body returns the first job; with another body, 409. ``reuse``: succeeded
+    stages of an earlier job that stand for this job's first stages (a re-run): they start succeeded, their results
+    and folder those of the earlier stage, so later stages read the same files (nothing is copied)."""
     digest = request_hash(spec)
     stored_key = None if idempotency_key is None else owner_idempotency_key(principal.owner, idempotency_key)
     if stored_key is not None:
@@ -131,7 +103,9 @@ def create_job(
             dir=stage_dir_rel(job.id, index, stage_spec.type),
             epochs=getattr(stage_spec, "epochs", None),
         )
-        if index == 0:
+        if index < len(reuse):
+            _reuse(stage, reuse[index], job, now)
+        elif index == len(reuse):
             move_stage(stage, StageState.QUEUED, now=now)
         job.stages.append(stage)
     try:
@@ -142,6 +116,66 @@ def create_job(
             raise
         return create_job(session, settings, spec, principal, idempotency_key)  # lost a race on the same key
     return job, True
+
+
+def _reuse(stage: Stage, source: Stage, job: Job, now: datetime) -> None:
+    reused_stage(stage, now=now)
+    stage.dir = source.dir
+    stage.results = source.results
+    stage.epoch, stage.latest_metrics = source.epoch, source.latest_metrics
+    stage.info = {**(source.info or {}), "reused_from": {"job": source.job_id, "stage": source.index}}
+    weights = (source.results or {}).get(Product.WEIGHTS.results_key)
+    if weights and produces(source.type, Product.WEIGHTS):
+        job.best_weights = weights
+
+
+def original_stage_spec(stage: Stage) -> dict:
+    """A stage's spec as submitted (a gate retry changes the stored one; its first try keeps the original)."""
+    tries = (stage.info or {}).get("gate", {}).get("tries") or []
+    return dict(tries[0]["spec"]) if tries and "spec" in tries[0] else dict(stage.spec)
+
+
+def rerun_job(
+    session: Session, settings: Settings, source: Job, from_stage: int, principal: Principal,
+    overrides: dict | None = None, name: str | None = None,
+) -> Job:
+    """A new job with ``source``'s pipeline that reuses the outputs of its stages before ``from_stage`` (they must
+    have succeeded) and runs the rest, with ``overrides`` (shared/presets: epochs, imgsz, batch, seed, stages)
+    applied to the stages it runs. Stored and validated like any job; the first stage it runs is queued."""
+    from shared.presets import PresetError, apply_overrides
+
+    if not 0 <= from_stage < len(source.stages):
+        raise InvalidSpec(
+            f"job {source.id} has stages 0..{len(source.stages) - 1}; from_stage {from_stage} is not one of them",
+            field="from_stage",
+        )
+    for stage in source.stages[:from_stage]:
+        if stage.state != StageState.SUCCEEDED.value:
+            raise Conflict(
+                f"stage {stage.index} ({stage.type}) of job {source.id} is {stage.state}: only succeeded stages' "
+                f"outputs can be reused; re-run from stage {stage.index} or earlier",
+                field="from_stage",
+            )
+    stages = [original_stage_spec(stage) for stage in source.stages]
+    try:
+        apply_overrides(stages, overrides or {}, first=from_stage)
+    except PresetError as exc:
+        raise InvalidSpec(str(exc).split(": ", 1)[-1], field=str(exc).split(": ", 1)[0]) from None
+    body = {
+        "name": name or f"{source.name} (re-run from stage {from_stage})"[:200],
+        "tags": list(source.tags or []),
+        "dataset": source.dataset,
+        "model": source.model,
+        "stages": stages,
+    }
+    try:
+        spec = JobCreate.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first.get("loc", ()))
+        raise InvalidSpec(str(first.get("msg", "")).removeprefix("Value error, "), field=field) from None
+    job, _ = create_job(session, settings, spec, principal, reuse=source.stages[:from_stage])
+    return job
 
 
 def get_job(session: Session, job_id: str, principal: Principal) -> Job:
@@ -182,26 +216,8 @@ def list_jobs(
 
 
 def request_cancel(session: Session, job: Job) -> Job:
-    """Ask a job to stop. Stages not yet running are cancelled now; a running stage stops at its next
-    batch boundary (the worker sees the request) and keeps what it produced."""
-    if JobState(job.state).is_terminal():
-        raise IllegalTransition(f"job {job.id} is already {job.state}: only a queued or running job can be cancelled",
-                                field="job_id")
-    now = utcnow()
-    job.cancel_requested_at = job.cancel_requested_at or now
-    session.execute(
-        update(Stage)
-        .where(Stage.job_id == job.id, Stage.state.in_([StageState.PENDING.value, StageState.QUEUED.value]))
-        .values(state=StageState.CANCELLED.value, finished_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.flush()
-    session.expire(job)
-    running = session.scalar(
-        select(func.count()).where(Stage.job_id == job.id, Stage.state == StageState.RUNNING.value)
-    )
-    if not running:
-        move_job(job, JobState.CANCELLED, error="cancelled by request", now=now)
+    """Ask a job to stop (shared/states.py ``cancel_job``) and commit."""
+    cancel_job(session, job)
     session.commit()
     return job
 

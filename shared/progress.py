@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {"succeeded", "failed", "cancelled", "gated"}
 SHOWN_METRICS = ("train/box_loss", "train/cls_loss", "metrics/mAP50(B)", "metrics/mAP50-95(B)")
 
 

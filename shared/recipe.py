@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.datasets.profile import classes_at_risk
-from shared.schemas.training import Sampling, ThinAssigner, ThinBoxes, TrainingOptions, WidenThin
+from shared.stage_kinds.training_options import Sampling, ThinAssigner, ThinBoxes, TrainingOptions, WidenThin
 
 RARE_RATIO = 10.0
 RARE_WEIGHTS = "sqrt_inverse"

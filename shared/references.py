@@ -2,7 +2,12 @@
 
 Used at submit time by the API (so a bad reference is a 422 before anything is queued) and again by
 the worker at run time (so it trains on exactly what was checked). Imports neither torch nor
-Ultralytics: model names are checked against Ultralytics' packaged yaml files on disk."""
+Ultralytics: model names are checked against Ultralytics' packaged yaml files on disk. Reading a data.yaml
+is shared/datasets/data_yaml.py's job; registered datasets are shared/datasets/registry.py's.
+
+``DATA_YAML_NAMES``, ``UPLOADS_DIR``, ``DatasetRef`` and ``find_data_yaml`` are imported here for callers that
+resolve references."""
+
 
 from __future__ import annotations
 
@@ -17,109 +22,30 @@ import yaml
 from sqlalchemy.orm import Session
 
 from shared.auth import SYSTEM, Principal
+from shared.datasets.data_yaml import (
+    DATA_YAML_NAMES,
+    REGISTERED_PREFIX,
+    UPLOADS_DIR,
+    DatasetRef,
+    find_data_yaml,
+    load_data_yaml,
+)
+from shared.datasets.registry import registered_dataset_ref
 from shared.errors import InvalidSpec, NotFound, PathOutsideRoot
 from shared.models import Job
 from shared.settings import Settings
-from shared.storage import is_inside, safe_resolve
+from shared.storage import safe_resolve
 
-DATA_YAML_NAMES = ("data.yaml", "data.yml")
-REGISTERED_PREFIX = "dataset:"
-UPLOADS_DIR = "uploads"
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    yaml_path: Path
-    root: Path
-    names: list[str]
-    splits: dict[str, list[Path]]
-
-    def ultralytics_yaml(self) -> dict:
-        """A data.yaml with absolute paths and nothing Ultralytics could download or execute."""
-        data = {"path": str(self.root), "names": dict(enumerate(self.names)), "nc": len(self.names)}
-        for split, paths in self.splits.items():
-            data[split] = [str(p) for p in paths] if len(paths) > 1 else str(paths[0])
-        return data
-
-
-def _inside_any(roots: Path | tuple[Path, ...], path: Path) -> bool:
-    return any(is_inside(root, path) for root in (roots if isinstance(roots, tuple) else (roots,)))
-
-
-def _split_paths(
-    value: object, split: str, base: Path, datasets_root: Path | tuple[Path, ...], where: str
-) -> list[Path]:
-    entries = value if isinstance(value, list) else [value]
-    if not entries or not all(isinstance(e, str) and e.strip() for e in entries):
-        raise InvalidSpec(f"data.yaml '{split}' must be a path or a list of paths", field="dataset")
-    paths = []
-    for entry in entries:
-        path = Path(entry)
-        path = path if path.is_absolute() else base / path
-        if not _inside_any(datasets_root, path):
-            raise InvalidSpec(f"data.yaml '{split}' path {entry!r} leads outside {where}", field="dataset")
-        if not path.exists():
-            raise InvalidSpec(f"data.yaml '{split}' path {entry!r} does not exist", field="dataset")
-        paths.append(path.resolve())
-    return paths
-
-
-def _class_names(data: dict) -> list[str]:
-    names = data.get("names")
-    if isinstance(names, list):
-        result = names
-    elif isinstance(names, dict):
-        try:
-            keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
-            raise InvalidSpec("data.yaml 'names' keys must be class ids 0..nc-1", field="dataset") from None
-        if keys != list(range(len(keys))):
-            raise InvalidSpec("data.yaml 'names' keys must be the class ids 0..nc-1 without gaps", field="dataset")
-        result = [names.get(k, names.get(str(k))) for k in keys]
-    else:
-        raise InvalidSpec("data.yaml has no 'names' list or mapping", field="dataset")
-    if not result or not all(isinstance(n, str | int) and str(n).strip() for n in result):
-        raise InvalidSpec("data.yaml 'names' must hold at least one non-empty class name", field="dataset")
-    nc = data.get("nc")
-    if nc is not None and nc != len(result):
-        raise InvalidSpec(f"data.yaml says nc={nc} but lists {len(result)} names", field="dataset")
-    return [str(n) for n in result]
-
-
-def find_data_yaml(folder: Path) -> Path | None:
-    return next((folder / n for n in DATA_YAML_NAMES if (folder / n).is_file()), None)
-
-
-def load_data_yaml(
-    yaml_path: Path, boundary: Path | tuple[Path, ...], label: str, where: str = "the datasets root"
-) -> DatasetRef:
-    """Read a data.yaml whose split folders must stay under ``boundary`` (one folder or several; ``where``
-    names it in errors).
-    Without a ``path`` key, splits are relative to the yaml's folder."""
-    try:
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidSpec(
-            f"dataset {label!r}: data.yaml is not valid YAML ({exc.__class__.__name__})", field="dataset"
-        ) from None
-    if not isinstance(data, dict):
-        raise InvalidSpec(f"dataset {label!r}: data.yaml must be a mapping", field="dataset")
-    names = _class_names(data)
-    base = yaml_path.parent
-    if data.get("path"):
-        if not isinstance(data["path"], str):
-            raise InvalidSpec("data.yaml 'path' must be a string", field="dataset")
-        base = Path(data["path"]) if Path(data["path"]).is_absolute() else yaml_path.parent / data["path"]
-        if not _inside_any(boundary, base):
-            raise InvalidSpec(f"data.yaml 'path' leads outside {where}", field="dataset")
-    splits = {}
-    for split in ("train", "val", "test"):
-        if data.get(split):
-            splits[split] = _split_paths(data[split], split, base, boundary, where)
-    for required in ("train", "val"):
-        if required not in splits:
-            raise InvalidSpec(f"dataset {label!r}: data.yaml has no '{required}' split", field="dataset")
-    return DatasetRef(yaml_path=yaml_path, root=base.resolve(), names=names, splits=splits)
+__all__ = [
+    "DATA_YAML_NAMES",
+    "UPLOADS_DIR",
+    "DatasetRef",
+    "ModelRef",
+    "find_data_yaml",
+    "model_layer_count",
+    "resolve_dataset",
+    "resolve_model",
+]
 
 
 def resolve_dataset(
@@ -128,7 +54,7 @@ def resolve_dataset(
     """``dataset`` is a folder (holding data.yaml) or a yaml file, relative to the datasets root, or
     ``dataset:<id>`` for a registered dataset that ``principal`` may see and that passed validation."""
     if dataset.startswith(REGISTERED_PREFIX):
-        return _registered_dataset(settings, dataset.removeprefix(REGISTERED_PREFIX), session, principal)
+        return registered_dataset_ref(settings, dataset.removeprefix(REGISTERED_PREFIX), session, principal)
     try:
         target = safe_resolve(settings.datasets_root, dataset, what="dataset")
     except (PathOutsideRoot, NotFound) as exc:
@@ -145,28 +71,6 @@ def resolve_dataset(
     else:
         raise InvalidSpec(f"dataset {dataset!r} is neither a folder nor a yaml file", field="dataset")
     return load_data_yaml(yaml_path, settings.datasets_root, dataset)
-
-
-def _registered_dataset(
-    settings: Settings, dataset_id: str, session: Session | None, principal: Principal | None
-) -> DatasetRef:
-    from shared.datasets.registry import get_dataset
-
-    if session is None or principal is None:
-        raise InvalidSpec("registered datasets can only be named where a database session is open", field="dataset")
-    try:
-        record = get_dataset(session, dataset_id, principal)
-    except NotFound as exc:
-        raise InvalidSpec(exc.message, field="dataset") from None
-    if not record.valid:
-        first = next(iter((record.validation or {}).get("errors") or []), {})
-        reason = f": {first.get('file')}:{first.get('line') or ''} {first.get('message')}" if first else ""
-        raise InvalidSpec(f"dataset:{dataset_id} did not pass validation{reason}", field="dataset")
-    folder = safe_resolve(settings.datasets_root, record.path, what="dataset")
-    yaml_path = find_data_yaml(folder)
-    if yaml_path is None:
-        raise InvalidSpec(f"dataset:{dataset_id} has no data.yaml any more", field="dataset")
-    return load_data_yaml(yaml_path, settings.datasets_root, f"dataset:{dataset_id}")
 
 
 @lru_cache

@@ -1,9 +1,12 @@
 """The job and stage state machine. Every state change in stagerun goes through this module.
 
-Job:   queued -> running -> succeeded | failed | cancelled   (queued -> cancelled | failed too)
+Job:   queued -> running -> succeeded | failed | cancelled | gated   (queued -> cancelled | failed too)
+       gated: a stage's gate failed (shared/gates.py); the stages after it are skipped
 Stage: pending -> queued -> running -> succeeded | failed | cancelled
        pending -> cancelled | skipped   (a stage after a failed or cancelled one never runs)
-       running -> queued                (re-queued when its worker's lease expired)
+       running -> queued                (re-queued: its worker's lease expired, its process was killed, or its
+                                         gate failed with on_fail retry)
+       succeeded at creation            (a re-run job's stage reusing an earlier job's outputs)
 
 Resume (``resume_job``), the one way out of a terminal state: a failed or cancelled job goes back to
 queued, its first unfinished stage to queued and the stages after it to pending; succeeded stages stay.
@@ -14,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shared.errors import IllegalTransition
@@ -27,6 +30,7 @@ class JobState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    GATED = "gated"
 
     def is_terminal(self) -> bool:
         return self in TERMINAL_JOB_STATES
@@ -45,15 +49,16 @@ class StageState(StrEnum):
         return self in TERMINAL_STAGE_STATES
 
 
-TERMINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+TERMINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.GATED})
 TERMINAL_STAGE_STATES = frozenset({StageState.SUCCEEDED, StageState.FAILED, StageState.CANCELLED, StageState.SKIPPED})
 
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
-    JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.GATED}),
     JobState.SUCCEEDED: frozenset(),
     JobState.FAILED: frozenset(),
     JobState.CANCELLED: frozenset(),
+    JobState.GATED: frozenset(),
 }
 
 STAGE_TRANSITIONS: dict[StageState, frozenset[StageState]] = {
@@ -129,6 +134,76 @@ def claim_stage(session: Session, stage_id: int, worker_id: str) -> bool:
 
 
 RESUMABLE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELLED})
+
+
+def later_stages(job: Job, stage: Stage) -> list[Stage]:
+    return [s for s in job.stages if s.index > stage.index and not StageState(s.state).is_terminal()]
+
+
+def stage_succeeded(job: Job, stage: Stage, now: datetime | None = None) -> Stage | None:
+    """A running stage finished its work: the next stage is queued and returned, or the job ends (succeeded; or
+    cancelled, when a cancel came while the stage ran). The caller commits and enqueues."""
+    move_stage(stage, StageState.SUCCEEDED, now=now)
+    later = later_stages(job, stage)
+    if job.cancel_requested_at is not None:
+        for rest in later:
+            move_stage(rest, StageState.CANCELLED, now=now)
+        move_job(job, JobState.CANCELLED, error="cancelled by request", now=now)
+        return None
+    if later:
+        move_stage(later[0], StageState.QUEUED, now=now)
+        return later[0]
+    move_job(job, JobState.SUCCEEDED, now=now)
+    return None
+
+
+def stage_gated(job: Job, stage: Stage, reason: str, now: datetime | None = None) -> None:
+    """A running stage did its work but failed its gate: it succeeded (its outputs stay usable), the stages after
+    it are skipped, and the job ends ``gated`` with the reason."""
+    move_stage(stage, StageState.SUCCEEDED, now=now)
+    for rest in later_stages(job, stage):
+        move_stage(rest, StageState.SKIPPED, now=now)
+    move_job(job, JobState.GATED, error=f"stage {stage.index + 1} ({stage.type}): {reason}", now=now)
+
+
+def run_again(stage: Stage, now: datetime | None = None) -> None:
+    """A running stage goes back to the queue to run once more (its process was killed from outside, or its gate
+    failed with on_fail retry); no worker holds it."""
+    move_stage(stage, StageState.QUEUED, now=now)
+
+
+def reused_stage(stage: Stage, now: datetime | None = None) -> None:
+    """A new stage that stands for a succeeded stage of an earlier job (a re-run): it starts succeeded."""
+    if stage.state not in (None, StageState.PENDING.value):
+        raise IllegalTransition(f"stage {stage.index} is {stage.state}; only a new stage can reuse earlier outputs")
+    now = now or utcnow()
+    stage.state = StageState.SUCCEEDED.value
+    stage.queued_at = stage.started_at = stage.finished_at = now
+
+
+def cancel_job(session: Session, job: Job, now: datetime | None = None) -> None:
+    """Ask a job to stop. Stages not yet running are cancelled now, by compare-and-set so a worker claiming one
+    at the same moment either gets it first (it then sees the request) or gets nothing; a running stage stops at
+    its next batch boundary and keeps what it produced. The caller commits."""
+    if JobState(job.state).is_terminal():
+        raise IllegalTransition(
+            f"job {job.id} is already {job.state}: only a queued or running job can be cancelled", field="job_id"
+        )
+    now = now or utcnow()
+    job.cancel_requested_at = job.cancel_requested_at or now
+    session.execute(
+        update(Stage)
+        .where(Stage.job_id == job.id, Stage.state.in_([StageState.PENDING.value, StageState.QUEUED.value]))
+        .values(state=StageState.CANCELLED.value, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    session.expire(job)
+    running = session.scalar(
+        select(func.count()).where(Stage.job_id == job.id, Stage.state == StageState.RUNNING.value)
+    )
+    if not running:
+        move_job(job, JobState.CANCELLED, error="cancelled by request", now=now)
 
 
 def settle_job_after_stage(job: Job, stage: Stage, now: datetime | None = None) -> None:

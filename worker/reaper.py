@@ -20,7 +20,7 @@ from shared.db import session_scope
 from shared.models import Stage, as_utc, utcnow
 from shared.settings import Settings
 from shared.states import StageState, take_back_lost_stage
-from worker.pipeline import _write_summary
+from worker.summary import write_summary
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Reaper:
                     report.cancelled.append(stage.id)
             session.commit()
             for stage_id in report.failed + report.cancelled:
-                _write_summary(self.settings, session.get(Stage, stage_id).job)
+                write_summary(self.settings, session.get(Stage, stage_id).job)
 
     def _resend_unclaimed(self, report: ReapReport) -> None:
         """Queued in the database for ``requeue_queued_after_s`` and unclaimed: the broker may have lost the

@@ -26,6 +26,8 @@ from shared.plain_text import strip_ansi
 from shared.references import resolve_dataset, resolve_model
 from shared.schemas import StageSpec
 from shared.settings import Settings, get_settings
+from shared.stage_kinds import Product, kind
+from shared.stage_kinds.chaining import input_producers
 from shared.states import StageState
 from shared.storage import safe_resolve
 from worker.reporting import StageReporter
@@ -44,18 +46,17 @@ def pick_device(settings: Settings) -> str:
     return "0" if torch.cuda.is_available() else "cpu"
 
 
-def _mined_dataset_yaml(settings: Settings, earlier: list[Stage]) -> Path:
-    """The data.yaml of the hard-example dataset the latest earlier succeeded mine stage built."""
-    for stage in reversed(earlier):
-        produced = (stage.results or {}).get("dataset_yaml")
-        if stage.type == "mine" and stage.state == StageState.SUCCEEDED.value and produced:
-            if not stage.results.get("dataset", {}).get("total"):
-                raise InvalidSpec(
-                    f"data 'from_stage': mine stage {stage.index} found no hard examples, so there is nothing to train on",
-                    field="data",
-                )
-            return safe_resolve(settings.artifacts_root, produced, what="dataset_yaml")
-    raise InvalidSpec("data 'from_stage': no earlier mine stage built a hard-example dataset", field="data")
+def _produced(settings: Settings, source: Stage, product: Product, field: str) -> Path:
+    """The file an earlier stage produced for ``product`` (stored in its results under the product's key)."""
+    produced = (source.results or {}).get(product.results_key)
+    if source.state != StageState.SUCCEEDED.value or not produced:
+        raise InvalidSpec(f"stage {source.index} ({source.type}) did not produce {product}", field=field)
+    if product is Product.DATASET and not source.results.get("dataset", {}).get("total", 1):
+        raise InvalidSpec(
+            f"stage {source.index} ({source.type}) found no hard examples, so there is nothing to train on",
+            field=field,
+        )
+    return safe_resolve(settings.artifacts_root, produced, what=product.results_key)
 
 
 def _check_mined_dataset(settings: Settings, mined: Path, dataset) -> None:
@@ -77,25 +78,31 @@ def _check_mined_dataset(settings: Settings, mined: Path, dataset) -> None:
 
 
 def build_context(session: Session, settings: Settings, stage: Stage, reporter: StageReporter) -> StageContext:
+    """Everything a runner works with; its inputs found by the same chaining rule the submit check used."""
     import yaml
 
     job = stage.job
     spec = TypeAdapter(StageSpec).validate_python(stage.spec)
     dataset = resolve_dataset(settings, job.dataset, session=session, principal=SYSTEM)
     model = resolve_model(settings, session, job.model)
-    latest_weights = None
-    for earlier in job.stages[: stage.index]:
-        weights = (earlier.results or {}).get("weights")
-        if earlier.state == StageState.SUCCEEDED.value and weights:
-            latest_weights = safe_resolve(settings.artifacts_root, weights, what="weights")
     stage_dir = settings.artifacts_root / stage.dir
     stage_dir.mkdir(parents=True, exist_ok=True)
     data_yaml = stage_dir / "data.yaml"
     data_yaml.write_text(yaml.safe_dump(dataset.ultralytics_yaml(), sort_keys=False))
-    if getattr(spec, "data", "job") == "from_stage":
-        mined = _mined_dataset_yaml(settings, job.stages[: stage.index])
-        _check_mined_dataset(settings, mined, dataset)
-        data_yaml.write_text(mined.read_text())
+    weights: str | None = None
+    declared = kind(stage.type)
+    specs = [TypeAdapter(StageSpec).validate_python(s.spec) for s in job.stages]
+    for name, source in input_producers(specs, stage.index).items():
+        product = declared.inputs[name]
+        if product is Product.WEIGHTS:
+            weights = model.source if source is None else str(_produced(settings, job.stages[source], product, name))
+        elif product is Product.DATASET and source is not None:
+            produced = _produced(settings, job.stages[source], product, name)
+            _check_mined_dataset(settings, produced, dataset)
+            data_yaml.write_text(produced.read_text())
+    if weights == model.source and not model.is_weights and not declared.accepts_model_config:
+        raise InvalidSpec(f"{stage.type} has no weights: no earlier train stage and the job's model is a yaml",
+                          field="weights")
     return StageContext(
         settings=settings,
         job_id=job.id,
@@ -106,7 +113,7 @@ def build_context(session: Session, settings: Settings, stage: Stage, reporter: 
         dataset=dataset,
         data_yaml=data_yaml,
         model=model,
-        latest_weights=latest_weights,
+        weights=weights,
         device=pick_device(settings),
         reporter=reporter,
     )
@@ -156,7 +163,7 @@ def run(stage_id: int) -> int:
         stage_type = stage.type
     log.info("stage %s (%s) of job %s starting on %s", stage_id, stage_type, context.job_id, context.device)
     try:
-        results = RUNNERS[stage_type](context).run()
+        results = RUNNERS[stage_type](context).run()  # keyed by kind: worker/stages/__init__.py
     except StageCancelled as exc:
         log.info("stage %s cancelled: %s", stage_id, exc)
         return EXIT_CANCELLED

@@ -11,6 +11,7 @@ from api.responses import CONFLICT, V1_ERRORS
 from shared import jobs
 from shared.errors import Conflict, NotFound
 from shared.schemas.hard_examples import HardExamplesPublic, HardImagePublic
+from shared.stage_kinds import KINDS, Product, produces
 from shared.states import StageState
 from shared.storage import job_dir_rel
 
@@ -37,8 +38,9 @@ def hard_examples(
     stage = next((s for s in job.stages if s.index == index), None)
     if stage is None:
         raise NotFound(f"job {job.id} has no stage {index} (it has {len(job.stages)})", field="index")
-    if stage.type != "mine":
-        raise Conflict(f"stage {index} is a {stage.type} stage, not a mine stage", field="index")
+    if not produces(stage.type, Product.HARD_EXAMPLES):
+        makers = " or ".join(t for t, k in KINDS.items() if Product.HARD_EXAMPLES in k.produces)
+        raise Conflict(f"stage {index} is a {stage.type} stage, not a {makers} stage", field="index")
     if stage.state != StageState.SUCCEEDED.value or not stage.results:
         raise Conflict(f"mine stage {index} has not finished (state {stage.state})", field="index")
     results = stage.results

@@ -18,7 +18,7 @@ from shared import jobs
 from shared.auth import Principal
 from shared.errors import NotFound
 from shared.queue import enqueue_stage
-from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic
+from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, RerunRequest
 from shared.states import JobState, StageState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(current_principal)], responses=V1_ERRORS)
@@ -126,6 +126,37 @@ def resume_job(job_id: JobId, session: SessionDep, principal: CurrentPrincipal) 
         enqueue_stage(stage.id)
     except Exception:  # stored as queued; the workers' reaper sends it when the broker is back
         log.exception("could not send stage %s of job %s to the broker", stage.id, job_id)
+    return jobs.job_public(job)
+
+
+@router.post(
+    "/{job_id}/rerun",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    dependencies=[Depends(job_creation_limit)],
+    responses=CONFLICT | RATE_LIMITED,
+)
+def rerun_job(
+    job_id: JobId,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    from_stage: Annotated[int, Query(ge=0, le=1000, description="First stage to run again (from 0).")],
+    body: RerunRequest | None = None,
+) -> JobPublic:
+    """A new job with this job's pipeline: the stages before ``from_stage`` reuse this job's outputs (their
+    results and files, nothing copied), the rest run again, with ``overrides`` applied to them. 409 when a
+    stage before ``from_stage`` did not succeed."""
+    source = jobs.get_job(session, job_id, principal)
+    overrides = None if body is None or body.overrides is None else body.overrides.model_dump(exclude_none=True)
+    job = jobs.rerun_job(session, settings, source, from_stage, principal, overrides, None if body is None else body.name)
+    first = next(s for s in job.stages if s.state == StageState.QUEUED.value)
+    try:
+        enqueue_stage(first.id)
+    except Exception:  # stored as queued; the workers' reaper sends it when the broker is back
+        log.exception("could not send stage %s of job %s to the broker", first.id, job.id)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
     return jobs.job_public(job)
 
 

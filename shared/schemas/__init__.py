@@ -7,15 +7,18 @@ from shared.schemas.jobs import (
     Links,
     MetricRowPublic,
     MetricsPublic,
+    PresetOverrides,
+    RerunRequest,
     StagePublic,
 )
-from shared.schemas.pipeline import STAGE_TYPES, EvaluateStage, MineStage, StageSpec, TrainStage
+from shared.schemas.pipeline import STAGE_TYPES, EvaluateStage, ExportStage, MineStage, StageSpec, TrainStage
 
 __all__ = [
     "STAGE_TYPES",
     "ArtifactPublic",
     "ArtifactsPublic",
     "EvaluateStage",
+    "ExportStage",
     "JobCreate",
     "JobPublic",
     "JobsPublic",
@@ -23,6 +26,8 @@ __all__ = [
     "MetricRowPublic",
     "MetricsPublic",
     "MineStage",
+    "PresetOverrides",
+    "RerunRequest",
     "StagePublic",
     "StageSpec",
     "TrainStage",

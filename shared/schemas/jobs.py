@@ -4,12 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.schemas.moments import UtcDateTime
 from shared.schemas.pipeline import StageSpec
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:/+-]+$")]
+
+
+class PresetOverrides(BaseModel):
+    """What a job may change in a preset (shared/presets/__init__.py applies them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(
+        None, ge=1, le=10_000, description="Total train epochs, split over the train stages in the preset's proportions."
+    )
+    imgsz: int | None = Field(None, ge=32, le=4096, multiple_of=32, description="Every stage's imgsz.")
+    batch: int | None = Field(None, ge=1, le=1024, description="Every stage's batch.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Every train stage's seed.")
+    stages: dict[str, dict] | None = Field(None, description="Fields per stage, keyed by the stage's name or index.")
+
+
+class PresetRecord(BaseModel):
+    name: str
+    overrides: dict = Field(default_factory=dict)
 
 
 class JobCreate(BaseModel):
@@ -18,6 +37,7 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000, description="What the pipeline is for (free text).")
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     dataset: str = Field(
         min_length=1, max_length=1024, description="Folder under the datasets root holding data.yaml (or the yaml)."
@@ -29,7 +49,44 @@ class JobCreate(BaseModel):
         description="A model yaml name (yolov8n.yaml), a .pt under the weights, datasets or artifacts root, "
         "a bare weights name found in the weights root (yolov8n.pt), or job:<id> for that job's best weights.",
     )
-    stages: list[StageSpec] = Field(min_length=1, max_length=32)
+    stages: list[StageSpec] = Field(
+        None, min_length=1, max_length=32, description="The stages in order; or name a preset instead."
+    )
+    preset: str | None = Field(
+        None,
+        max_length=64,
+        description="A shipped pipeline (GET /v1/presets) to expand into the stages; the expansion is what is stored.",
+    )
+    overrides: PresetOverrides | None = Field(None, description="Changes to the preset's stages (with preset only).")
+    from_preset: PresetRecord | None = Field(
+        None, description="Set by the expansion: the preset and overrides these stages came from (informational)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: object) -> object:
+        from shared.presets import expand
+
+        if isinstance(data, dict) and data.get("preset") is not None:
+            return expand(data)
+        return data
+
+    @model_validator(mode="after")
+    def _has_stages(self) -> JobCreate:
+        if self.overrides is not None:
+            raise ValueError("overrides: only a job that names a preset takes overrides")
+        if not self.stages:
+            raise ValueError("stages: a job needs stages, or a preset to take them from")
+        return self
+
+
+class RerunRequest(BaseModel):
+    """What a re-run may change: the stages it runs (the ones before ``from_stage`` are reused as they ran)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    overrides: PresetOverrides | None = Field(None, description="Changes to the stages that run again.")
 
 
 class Links(BaseModel):

@@ -15,7 +15,8 @@ ABSURD = [
     ({"stages": [{"type": "train", "workers": -1}]}, "stages.0.workers"),
     ({"stages": [{"type": "train", "degrees": 1e308}]}, "stages.0.degrees"),
     ({"stages": [{"type": "train", "epochs": 5, "close_mosaic": 9}]}, "stages.0.close_mosaic"),
-    ({"stages": [{"type": "export"}]}, "stages.0"),
+    ({"stages": [{"type": "deploy"}]}, "stages.0"),
+    ({"stages": [{"type": "export"}]}, "stages.0.weights"),  # a yaml model and no train stage: nothing to export
     ({"stages": [{"type": None}]}, "stages.0"),
     ({"stages": [{"epochs": 3}]}, "stages.0"),
     ({"stages": [{"type": "train"}] * 33}, "stages"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shared.stack import Stack as CliStack
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {"succeeded", "failed", "cancelled", "gated"}
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from shared.class_weights import automatic_weights, class_weights, explicit_weights
 from shared.errors import InvalidSpec
 from shared.schemas.pipeline import TrainStage
-from shared.schemas.training import AutoClassWeights
+from shared.stage_kinds.training_options import AutoClassWeights
 
 NAMES = ["notehead", "stem", "barline", "barline_double"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.schemas.training import CopyPasteRare, ThinBoxes
+from shared.stage_kinds.training_options import CopyPasteRare, ThinBoxes
 from tests.worker.yolo_datasets import sample, stagerun_dataset, write_dataset
 from worker.ultralytics_ext.augment import RareCopyPaste, covered_share, free_spot, objects_of
 from worker.ultralytics_ext.dataset import TALLY_KEY, DataOptions

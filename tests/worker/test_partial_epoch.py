@@ -10,7 +10,7 @@ import pytest
 import torch
 from ultralytics import YOLO
 
-from shared.schemas.training import TrainingOptions
+from shared.stage_kinds.training_options import TrainingOptions
 from shared.synthetic import make_dataset
 from tests.worker.test_trainer_options import Recorded
 from tests.worker.yolo_datasets import TINY_TRAIN

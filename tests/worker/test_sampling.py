@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 from ultralytics.data.build import build_dataloader
 
-from shared.schemas.training import Sampling
+from shared.stage_kinds.training_options import Sampling
 from worker.ultralytics_ext.sampling import (
     EpochRepeatSampler,
     WeightedEpochSampler,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ultralytics.data.augment import CopyPaste, RandomPerspective
 
-from shared.schemas.training import ThinBoxes
+from shared.stage_kinds.training_options import ThinBoxes
 from tests.worker.yolo_datasets import plain_dataset, sample, stagerun_dataset, training_args, write_dataset
 from worker.ultralytics_ext.dataset import TALLY_KEY, DataOptions, contains, replace_perspectives
 from worker.ultralytics_ext.thin_boxes import CountingPerspective, ThinBoxPerspective, thin_box_candidates, widen_boxes

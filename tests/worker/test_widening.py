@@ -8,7 +8,7 @@ import torch
 from shared.datasets.profile import build_profile
 from shared.datasets.validate import LabeledImage
 from shared.errors import InvalidSpec
-from shared.schemas.training import WidenThin
+from shared.stage_kinds.training_options import WidenThin
 from worker.ultralytics_ext.widening import (
     model_pad,
     narrow_boxes,

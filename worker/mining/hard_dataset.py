@@ -11,32 +11,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from shared.datasets.files import label_path_for, split_images
 from worker.mining.report import MinedImage
 
-IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
-
-
-def label_path(image: Path) -> Path:
-    """Ultralytics' rule: the last ``/images/`` becomes ``/labels/`` and the suffix ``.txt``."""
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
-    text = str(image)
-    return Path(sb.join(text.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
-
-
-def split_images(paths: list[Path]) -> list[Path]:
-    """Image files of a split given as folders and/or list files, sorted (as Ultralytics reads them)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path.is_file() and path.suffix == ".txt":
-            for line in path.read_text().splitlines():
-                line = line.strip()
-                if line:
-                    entry = Path(line)
-                    found.append(entry if entry.is_absolute() else (path.parent / entry).resolve())
-    return sorted(set(found))
-
+__all__ = ["build_hard_dataset", "replay_count", "split_images"]
 
 def replay_count(hard: int, replay: float, available: int) -> int:
     """Ordinary images to add so that they make a ``replay`` share of the whole: h * r / (1 - r)."""
@@ -90,7 +68,7 @@ def build_hard_dataset(
             n += 1
         used.add(name)
         _place(source, images_dir / name)
-        labels = label_path(source)
+        labels = label_path_for(source)
         target_label = labels_dir / (Path(name).stem + ".txt")
         if labels.is_file():
             shutil.copyfile(labels, target_label)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from shared.references import DatasetRef, ModelRef
 from shared.settings import Settings
+from shared.stage_kinds import StageKind
 from worker.reporting import StageReporter
 
 EXIT_SUCCEEDED = 0
@@ -33,15 +34,11 @@ class StageContext:
     dataset: DatasetRef
     data_yaml: Path
     model: ModelRef
-    latest_weights: Path | None
+    weights: str | None
+    """The stage's weights input (worker/stage_process.py follows the chaining rule): an earlier stage's weights
+    file or the job's model (a yaml only for kinds that accept one); None for kinds that take no weights."""
     device: str
     reporter: StageReporter
-
-    def latest_or_model(self, prefer_latest: bool) -> str:
-        """The best weights of the latest earlier train stage when wanted and present, else the job's model."""
-        if prefer_latest and self.latest_weights is not None:
-            return str(self.latest_weights)
-        return self.model.source
 
     def relative(self, path: Path) -> str:
         """A path as stored in the database: relative to the artifacts root."""
@@ -63,7 +60,7 @@ class StageContext:
 
 
 class StageRunner(ABC):
-    type: ClassVar[str]
+    kind: ClassVar[StageKind]
 
     def __init__(self, context: StageContext):
         self.context = context
@@ -83,5 +80,5 @@ class StageRunner(ABC):
 
     @abstractmethod
     def run(self) -> dict:
-        """Do the stage's work and return its results (stored on the stage). ``results['weights']``,
-        when present, is the path (relative to the artifacts root) later stages start from."""
+        """Do the stage's work and return its results (stored on the stage): what the kind declares it produces
+        under each product's key (``Product.results_key``, paths relative to the artifacts root), plus reports."""

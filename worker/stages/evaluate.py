@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import json
 
+from shared.stage_kinds.evaluate import KIND as EVALUATE
 from worker.stages.base import StageRunner
 from worker.ultralytics_ext.metrics import detection_summary
 
 
 class EvaluateRunner(StageRunner):
-    type = "evaluate"
-
-    def weights(self) -> str:
-        context = self.context
-        weights = context.latest_or_model(prefer_latest=context.spec.weights == "latest")
-        if weights == context.model.source and not context.model.is_weights:
-            raise RuntimeError("evaluate has no weights: no earlier train stage and the job's model is a yaml")
-        return weights
+    kind = EVALUATE
 
     def run(self) -> dict:
         from ultralytics import YOLO
@@ -28,7 +22,7 @@ class EvaluateRunner(StageRunner):
         from worker.ultralytics_ext.widening import model_pad, narrowing_px
 
         context, spec = self.context, self.context.spec
-        weights = self.weights()
+        weights = context.weights
         breakdown = BreakdownAccumulator(len(context.dataset.names), iou_thr=0.5, count_conf=spec.conf or 0.25)
         localization = LocalizationAccumulator(len(context.dataset.names))
 

@@ -10,21 +10,16 @@ from pathlib import Path
 import yaml
 
 from shared.class_weights import class_indices
-from worker.mining.hard_dataset import build_hard_dataset, split_images
+from shared.datasets.files import split_images
+from shared.stage_kinds.mine import KIND as MINE
+from worker.mining.hard_dataset import build_hard_dataset
 from worker.mining.matching import Thresholds
 from worker.mining.report import class_file_name
 from worker.stages.base import StageCancelled, StageRunner
 
 
 class MineRunner(StageRunner):
-    type = "mine"
-
-    def weights(self) -> str:
-        context = self.context
-        weights = context.latest_or_model(prefer_latest=context.spec.weights == "latest")
-        if weights == context.model.source and not context.model.is_weights:
-            raise RuntimeError("mine has no weights: no earlier train stage and the job's model is a yaml")
-        return weights
+    kind = MINE
 
     def mining_data(self) -> tuple[Path, str]:
         """The data.yaml and split the inference pass reads; with ``max_images``, a list of the first ones."""
@@ -57,7 +52,7 @@ class MineRunner(StageRunner):
             if reporter.cancel_requested():
                 raise StageCancelled(f"cancelled after mining {done} image(s)")
 
-        weights = self.weights()
+        weights = context.weights
         data_yaml, split = self.mining_data()
         val_args = {**self.ultralytics_args(), "data": str(data_yaml), "split": split}
         miner, breakdown, localization = mine_split(

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.stage_kinds.train import KIND as TRAIN
 from worker.gpu_tiers import pick_tier, scaled_model
 from worker.oom_recovery import MemoryKnobs, is_out_of_memory, next_oom_step
 from worker.stages.base import StageCancelled, StageRunner
@@ -110,14 +111,16 @@ def _injected_oom(epoch: int) -> BaseException:
 
 
 class TrainRunner(StageRunner):
-    type = "train"
+    kind = TRAIN
 
     def run(self) -> dict:
         from torch.utils.tensorboard import SummaryWriter
 
         context, spec, reporter = self.context, self.context.spec, self.context.reporter
-        start_from = context.latest_or_model(prefer_latest=spec.start_from == "previous")
+        start_from = context.weights
         args = self.ultralytics_args()
+        if isinstance(args.get("freeze"), str):
+            args["freeze"] = self._freeze_share(start_from, args["freeze"])
         if spec.batch == "auto":
             start_from = self._apply_gpu_tier(start_from, args)
         last = context.stage_dir / "weights" / "last.pt"
@@ -158,6 +161,16 @@ class TrainRunner(StageRunner):
         if results["weights"] is None:
             raise RuntimeError("training finished without writing best.pt")
         return results
+
+    def _freeze_share(self, start_from: str, share: str) -> int:
+        """A freeze share ('50%') of a model whose depth was unknown at submit (a .pt): the layer count it means."""
+        from ultralytics import YOLO
+
+        from shared.stage_kinds.training_options import freeze_layers
+
+        layers = freeze_layers(share, len(YOLO(start_from).model.model))
+        self.context.reporter.record("freeze", {"share": share, "layers": layers})
+        return layers
 
     def _publish_checkpointed_rows(self, resume_at: int, progress: _Progress) -> None:
         """Ultralytics writes an epoch's results.csv row and last.pt before our epoch-end callback stores the

@@ -13,7 +13,7 @@ import torch
 from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import TaskAlignedAssigner
 
-from shared.schemas.training import ThinAssigner
+from shared.stage_kinds.training_options import ThinAssigner
 from worker.ultralytics_ext.starvation import STARVED_TARGET, box_assignment
 
 

@@ -13,7 +13,7 @@ from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.utils import get_split_fraction
 from ultralytics.utils import colorstr
 
-from shared.schemas.training import CopyPasteRare, ThinBoxes
+from shared.stage_kinds.training_options import CopyPasteRare, ThinBoxes
 from worker.ultralytics_ext.augment import RareCopyPaste
 from worker.ultralytics_ext.thin_boxes import BoxTally, CountingPerspective, ThinBoxPerspective
 

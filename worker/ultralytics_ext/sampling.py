@@ -17,7 +17,7 @@ from torch.utils.data import BatchSampler, Sampler
 from ultralytics.data.build import InfiniteDataLoader, _RepeatSampler
 
 from shared.class_weights import class_weights
-from shared.schemas.training import Sampling
+from shared.stage_kinds.training_options import Sampling
 from worker.ultralytics_ext.sampling_weights import (
     classes_per_image,
     draw_share,

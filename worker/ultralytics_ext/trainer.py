@@ -16,8 +16,9 @@ from ultralytics.utils.torch_utils import unwrap_model
 from shared.class_weights import class_weights
 from shared.datasets.profile import build_profile, classes_at_risk
 from shared.datasets.validate import LabeledImage
+from shared.gates import stronger_weights
 from shared.recipe import apply_choices, automatic_choices
-from shared.schemas.training import TrainingOptions
+from shared.stage_kinds.training_options import TrainingOptions
 from worker.reporting import StageReporter
 from worker.ultralytics_ext.assigner import ThinAwareAssigner
 from worker.ultralytics_ext.llrd import layer_index, layer_lr_factors, split_by_layer
@@ -172,6 +173,8 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         weights = None
         if options.class_weights is not None:
             weights = class_weights(options.class_weights, self.class_names(), self.class_instances())
+            if options.class_weight_power is not None:
+                weights = stronger_weights(weights, options.class_weight_power)
         focal, small = options.focal, options.small_object_gain
         return LossSettings(
             class_weights=weights,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from shared.datasets.files import label_path_for, split_images
 from shared.datasets.profile import build_profile
-from shared.datasets.validate import LabeledImage, label_path_for, parse_label_text, split_images
+from shared.datasets.validate import LabeledImage, parse_label_text
 
 
 def training_images(train: str | list[str], nc: int) -> Iterator[LabeledImage]:

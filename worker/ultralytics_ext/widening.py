@@ -14,7 +14,7 @@ import torch
 from ultralytics.models.yolo.detect import DetectionValidator
 
 from shared.class_weights import class_indices
-from shared.schemas.training import WidenThin
+from shared.stage_kinds.training_options import WidenThin
 
 ATTRIBUTE = "stagerun_box_pad"
 MIN_HALF_WIDTH_PX = 0.05  # a prediction narrower than its pad keeps a sliver at its centre, not a negative box

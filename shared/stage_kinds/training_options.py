@@ -125,6 +125,14 @@ class WidenThin(Options):
     )
 
 
+FreezeShare = Annotated[str, Field(pattern=r"^(100|[1-9]?[0-9])%$")]
+
+
+def freeze_layers(share: str, layers: int) -> int:
+    """'50%' of a model's ``layers`` as a layer count to freeze (rounded down): deeper models freeze more."""
+    return int(layers * int(share.removesuffix("%")) / 100)
+
+
 class TrainingOptions(Options):
     """Mixed into the train stage; see each model for the fields.
 
@@ -140,6 +148,13 @@ class TrainingOptions(Options):
     )
 
     class_weights: ClassWeights | None = None
+    class_weight_power: float | None = Field(
+        None,
+        gt=0.0,
+        le=10.0,
+        description="Raise the class weights to this power (then back to mean 1): above 1 rare classes weigh more. "
+        "A gate's on_fail retry sets it.",
+    )
     focal: Focal | None = None
     small_object_gain: SmallObjectGain | None = None
     sampling: Sampling | None = None
@@ -162,8 +177,10 @@ class TrainingOptions(Options):
         description="Training batches of the first and the last epoch on which the starvation report "
         "(per class: boxes with no positive anchor, boxes with a ~0 target) is measured; 0 turns it off.",
     )
-    freeze: int | list[Annotated[int, Field(ge=0, le=1000)]] | None = Field(
-        None, description="Freeze the first N layers, or the listed layer indices."
+    freeze: int | FreezeShare | list[Annotated[int, Field(ge=0, le=1000)]] | None = Field(
+        None,
+        description="Freeze the first N layers, the listed layer indices, or a share of the model's layers ('50%': "
+        "turned into the layer count it means for the job's model).",
     )
     llrd: float | None = Field(
         None, gt=0.0, le=1.0, description="Layer-wise learning-rate decay: layer i of n gets lr0 * llrd^(n-1-i)."

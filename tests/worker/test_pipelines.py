@@ -1,0 +1,110 @@
+"""Pipelines through real (tiny, CPU) stage runs: gates that stop a job ``gated`` with the reason, a gate retry
+that runs the train stage once more with stronger class weights, and a re-run that reuses earlier outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import jobs
+from shared.auth import LOCAL_ADMIN
+from shared.db import session_scope
+from shared.models import Job
+from shared.schemas import JobCreate
+from worker.pipeline import run_job_locally
+
+pytestmark = pytest.mark.slow
+TRAIN = {"type": "train", "epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "seed": 0}
+EVALUATE = {"type": "evaluate", "imgsz": 64, "batch": 4}
+
+
+def run(settings, dataset: str, stages: list[dict]) -> str:
+    spec = JobCreate.model_validate({"dataset": dataset, "model": "yolov8n.yaml", "stages": stages})
+    with session_scope() as session:
+        job, _ = jobs.create_job(session, settings, spec, LOCAL_ADMIN)
+    run_job_locally(job.id)
+    return job.id
+
+
+def test_a_failed_gate_ends_the_job_gated_with_its_reason(client, embedded, tiny_dataset):
+    gate = {"metric": "mAP50", "min": 0.99}
+    job_id = run(embedded, tiny_dataset, [TRAIN, {**EVALUATE, "gate": gate}, EVALUATE])
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["state"] == "gated"
+    assert [s["state"] for s in job["stages"]] == ["succeeded", "succeeded", "skipped"]
+    verdict = job["stages"][1]["info"]["gate"]
+    assert verdict["passed"] is False and "below the minimum 0.99" in verdict["reason"]
+    measured = job["stages"][1]["results"]["metrics"]["overall"]["mAP50"]
+    assert verdict["tries"][0]["value"] == measured
+    assert job["error"] == f"stage 2 (evaluate): {verdict['reason']}"
+    assert job["best_weights"]  # the trained weights stay downloadable
+    assert client.get(f"/v1/jobs/{job_id}/weights").status_code == 200
+    assert client.get("/v1/jobs", params={"state": "gated"}).json()["count"] == 1
+
+
+def test_better_than_previous_compares_with_the_latest_stage_that_measured_it(client, embedded, tiny_dataset):
+    gate = {"metric": "recall", "better_than_previous": True}
+    job_id = run(embedded, tiny_dataset, [TRAIN, EVALUATE, {**EVALUATE, "gate": gate}])
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    verdict = job["stages"][2]["info"]["gate"]["tries"][0]
+    assert job["state"] == "gated" and verdict["previous"] == job["stages"][1]["results"]["metrics"]["overall"]["recall"]
+    assert "not better than the previous" in verdict["reason"]  # the same weights on the same split: equal
+
+
+def test_a_gate_retry_runs_the_train_stage_once_more_with_stronger_class_weights(client, embedded, tiny_dataset):
+    gate = {"metric": "mAP50", "class": "0", "min": 0.99, "on_fail": "retry", "factor": 3}
+    job_id = run(embedded, tiny_dataset, [{**TRAIN, "gate": gate}, EVALUATE])
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    stage = job["stages"][0]
+    assert job["state"] == "gated" and job["error"].endswith("(after one retry)")
+    tries = stage["info"]["gate"]["tries"]
+    assert len(tries) == 2 and not any(t["passed"] for t in tries)
+    assert "class_weight_power" not in tries[0]["spec"]
+    assert tries[1]["spec"]["class_weight_power"] == 3 and tries[1]["spec"]["class_weights"] == "sqrt_inverse"
+    assert stage["spec"]["class_weight_power"] == 3
+    first_try = embedded.artifacts_root / stage["dir"] / "gate-try-1"
+    assert (first_try / "weights" / "best.pt").is_file()  # the first try's outputs are kept, set aside
+    assert (embedded.artifacts_root / stage["dir"] / "weights" / "best.pt").is_file()
+    assert stage["info"]["gate"]["first_try"]["folder"] == f"{stage['dir']}/gate-try-1"
+    assert stage["info"]["gate"]["first_try"]["results"]["epochs_completed"] == 1
+    assert job["stages"][1]["state"] == "skipped"
+
+
+def test_rerun_reuses_earlier_outputs_without_copying_and_runs_the_rest(client, embedded, tiny_dataset):
+    source_id = run(embedded, tiny_dataset, [TRAIN, EVALUATE])
+    source = client.get(f"/v1/jobs/{source_id}").json()
+    assert source["state"] == "succeeded"
+    response = client.post(f"/v1/jobs/{source_id}/rerun", params={"from_stage": 1},
+                           json={"overrides": {"stages": {"1": {"conf": 0.2}}}})
+    assert response.status_code == 202, response.text
+    rerun = response.json()
+    assert [s["state"] for s in rerun["stages"]] == ["succeeded", "queued"]
+    reused = rerun["stages"][0]
+    assert reused["info"]["reused_from"] == {"job": source_id, "stage": 0}
+    assert reused["results"] == source["stages"][0]["results"] and reused["dir"] == source["stages"][0]["dir"]
+    assert rerun["best_weights"] == source["best_weights"]
+    run_job_locally(rerun["id"])
+    done = client.get(f"/v1/jobs/{rerun['id']}").json()
+    assert done["state"] == "succeeded"
+    evaluated = done["stages"][1]
+    assert evaluated["spec"]["conf"] == 0.2
+    assert evaluated["results"]["evaluated_weights"] == source["stages"][0]["results"]["weights"]
+    weights = embedded.artifacts_root / source["best_weights"]
+    assert weights.stat().st_nlink == 1  # one file on disk, read by both jobs
+    new_folder = embedded.artifacts_root / "jobs" / rerun["id"]
+    assert not list(new_folder.rglob("*.pt"))
+    with session_scope() as session:
+        assert session.get(Job, rerun["id"]).spec["stages"][1]["conf"] == 0.2
+
+
+def test_rerun_refuses_unfinished_stages_and_overrides_of_reused_ones(client, embedded, tiny_dataset):
+    source_id = run(embedded, tiny_dataset, [TRAIN, {**EVALUATE, "gate": {"metric": "mAP50", "min": 0.99}}, EVALUATE])
+    skipped = client.post(f"/v1/jobs/{source_id}/rerun", params={"from_stage": 3})
+    assert skipped.status_code == 422 and skipped.json()["error"]["field"] == "from_stage"
+    unfinished = client.post(f"/v1/jobs/{source_id}/rerun", params={"from_stage": 2.5})
+    assert unfinished.status_code == 422
+    not_reusable = client.post(f"/v1/jobs/{source_id}/rerun", params={"from_stage": 2}, json={})
+    assert not_reusable.status_code == 202  # stages 0 and 1 succeeded (1 failed its gate, but ran)
+    frozen = client.post(f"/v1/jobs/{source_id}/rerun", params={"from_stage": 1},
+                         json={"overrides": {"stages": {"0": {"epochs": 2}}}})
+    assert frozen.status_code == 422 and "reused as it ran" in frozen.text
+    assert client.post("/v1/jobs/nope/rerun", params={"from_stage": 0}).status_code == 404

@@ -1,0 +1,66 @@
+"""The export stage: the weights as an ONNX model, then the exported model run with onnxruntime beside the
+PyTorch model (worker/export_check.py), the stage failing when they disagree beyond its tolerances."""
+
+from __future__ import annotations
+
+import json
+
+from shared.datasets.files import split_images
+from shared.stage_kinds.export import KIND as EXPORT
+from worker.stages.base import StageRunner
+
+
+class ExportMismatch(RuntimeError):
+    """The exported model does not reproduce the PyTorch model within the stage's tolerances."""
+
+
+class ExportRunner(StageRunner):
+    kind = EXPORT
+
+    def run(self) -> dict:
+        from worker.export_check import compare_outputs, export_onnx, map50_both
+
+        context, spec = self.context, self.context.spec
+        if spec.half and context.device == "cpu":
+            raise ValueError("half (FP16) export needs a CUDA device; this worker runs on the CPU")
+        onnx_path = export_onnx(
+            context.weights, context.stage_dir, spec.imgsz, spec.opset, spec.dynamic, spec.half, spec.simplify,
+            context.device,
+        )
+        context.reporter.progress(0, None)
+        images = split_images(context.dataset.splits[spec.split])[: spec.check_images]
+        outputs = compare_outputs(context.weights, onnx_path, images, spec.imgsz, context.device)
+        accuracy = map50_both(
+            context.weights, onnx_path, context.data_yaml, spec.split, spec.imgsz, spec.batch, context.device,
+            spec.check_images,
+        )
+        map_diff = abs(accuracy["torch_mAP50"] - accuracy["onnx_mAP50"])
+        check = {
+            **outputs,
+            **accuracy,
+            "mAP50_diff": round(map_diff, 6),
+            "tolerances": {"box_px": spec.box_tolerance_px, "score": spec.score_tolerance,
+                           "mAP50": spec.map50_tolerance},
+        }
+        (context.stage_dir / "export_check.json").write_text(json.dumps(check, indent=2))
+        context.reporter.progress(1, None)
+        results = {
+            "exported": context.relative(onnx_path),
+            "format": spec.format,
+            "source_weights": context.shown(context.weights),
+            "size_bytes": onnx_path.stat().st_size,
+            "check": check,
+            "report": context.relative(context.stage_dir / "export_check.json"),
+        }
+        context.reporter.results(results)
+        problems = []
+        if outputs["max_box_diff_px"] > spec.box_tolerance_px:
+            problems.append(f"boxes differ by up to {outputs['max_box_diff_px']:.4g} px (tolerance {spec.box_tolerance_px})")
+        if outputs["max_score_diff"] > spec.score_tolerance:
+            problems.append(f"scores differ by up to {outputs['max_score_diff']:.4g} (tolerance {spec.score_tolerance})")
+        if map_diff > spec.map50_tolerance:
+            problems.append(f"mAP50 {accuracy['onnx_mAP50']:.4f} (ONNX) vs {accuracy['torch_mAP50']:.4f} (PyTorch), "
+                            f"tolerance {spec.map50_tolerance}")
+        if problems:
+            raise ExportMismatch("the ONNX model does not match the PyTorch model: " + "; ".join(problems))
+        return results
