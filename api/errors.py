@@ -9,14 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import StagerunError
+from shared.errors import StagerunError, error_body
 from shared.schemas import STAGE_TYPES
 
 log = logging.getLogger(__name__)
-
-
-def error_body(code: str, message: str, field: str | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "field": field}}
 
 
 def _field_of(location: tuple) -> str:
@@ -49,8 +45,7 @@ def install_error_handlers(app: FastAPI) -> None:
             }
             for e in errors
         ]
-        body = error_body("invalid_request", f"{field}: {message}" if field else message, field or None)
-        body["error"]["details"] = details
+        body = error_body("invalid_request", f"{field}: {message}" if field else message, field or None, details)
         return JSONResponse(status_code=422, content=body)
 
     @app.exception_handler(StarletteHTTPException)

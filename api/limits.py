@@ -14,11 +14,12 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import CurrentPrincipal
-from shared.errors import RateLimited
+from shared.errors import RateLimited, error_body
 from shared.rate import TokenBucket
 from shared.settings import get_settings
+from shared.urls import API_V1
 
-DATASET_UPLOAD_PATH = "/v1/datasets"
+DATASET_UPLOAD_PATH = f"{API_V1}/datasets"
 
 
 def body_limit_for(scope: Scope) -> int:
@@ -31,7 +32,7 @@ def body_limit_for(scope: Scope) -> int:
 
 
 async def _send_error(send: Send, status: int, code: str, message: str, field: str | None) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "field": field}}).encode()
+    body = json.dumps(error_body(code, message, field)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routes import artifacts, compare, datasets, hard_examples, health, jobs, presets
+from shared.urls import API_V1
 
 
 def create_app() -> FastAPI:
@@ -18,12 +19,10 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.include_router(health.router)
-    app.include_router(jobs.router)
-    app.include_router(artifacts.router)
-    app.include_router(datasets.router)
-    app.include_router(hard_examples.router)
-    app.include_router(compare.router)
-    app.include_router(presets.router)
+    v1 = APIRouter(prefix=API_V1)  # the one place the version prefix is set: every resource router hangs here
+    for resource in (jobs, artifacts, datasets, hard_examples, compare, presets):
+        v1.include_router(resource.router)
+    app.include_router(v1)
     return app
 
 

@@ -13,8 +13,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.stack import Stack  # noqa: E402
-from shared.synthetic import make_dataset  # noqa: E402
+from client.stack import Stack  # noqa: E402
+from client.synthetic import make_dataset  # noqa: E402
 
 TERMINAL = {"succeeded", "failed", "cancelled", "gated"}
 

@@ -17,9 +17,9 @@ import time
 
 from common import TERMINAL, dataset, free_port, new_home
 
+from client.stack import Stack, python_module
 from shared.queue import RUN_STAGE_TASK, make_celery
 from shared.settings import Settings
-from shared.stack import Stack, python_module
 
 LEASE_TTL_S = 10
 
@@ -38,7 +38,7 @@ class FaultyStack(Stack):
     def start_worker(self) -> None:
         with (self.log_dir / "worker.log").open("ab") as output:
             self.processes["worker"] = subprocess.Popen(
-                python_module("shared.cli", "worker"),
+                python_module("client.cli", "worker"),
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 env=self.env,
@@ -116,7 +116,7 @@ def api_restarts(stack: FaultyStack, count: int) -> dict:
         stack.processes["api"].send_signal(signal.SIGTERM)
         stack.processes["api"].wait()
         down_at = time.monotonic()
-        stack.start_process("api", python_module("shared.cli", "api"))
+        stack.start_process("api", python_module("client.cli", "api"))
         stack.wait_ready()
         recovery.append(time.monotonic() - down_at)
     job = stack.wait(job_id, lambda j: j["state"] in TERMINAL)

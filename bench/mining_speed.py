@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from shared.synthetic import CLASS_NAMES, make_dataset
+    from client.synthetic import CLASS_NAMES, make_dataset
 
     home = new_home("mining")
     os.environ["YOLO_CONFIG_DIR"] = str(home / "yolo")

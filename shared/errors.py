@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 
+def error_body(code: str, message: str, field: str | None = None, details: list[dict] | None = None) -> dict:
+    """The one error shape every failure is answered with: ``{"error": {"code", "message", "field"[, "details"]}}``."""
+    body: dict = {"code": code, "message": message, "field": field}
+    if details is not None:
+        body["details"] = details
+    return {"error": body}
+
+
 class StagerunError(Exception):
     status_code = 400
     code = "bad_request"
@@ -15,10 +23,7 @@ class StagerunError(Exception):
         self.details = details
 
     def to_dict(self) -> dict:
-        body = {"code": self.code, "message": self.message, "field": self.field}
-        if self.details is not None:
-            body["details"] = self.details
-        return {"error": body}
+        return error_body(self.code, self.message, self.field, self.details)
 
 
 class InvalidSpec(StagerunError):

@@ -25,6 +25,7 @@ from shared.stage_kinds import Product, SubmitContext, kind, produces
 from shared.stage_kinds.chaining import input_producers
 from shared.states import JobState, StageState, cancel_job, move_stage, resume_job, reused_stage
 from shared.storage import stage_dir_rel
+from shared.urls import job_url
 
 
 def request_hash(spec: JobCreate) -> str:
@@ -265,7 +266,7 @@ def stage_public(stage: Stage) -> StagePublic:
 
 
 def links(job_id: str) -> Links:
-    base = f"/v1/jobs/{job_id}"
+    base = job_url(job_id)
     return Links(
         self=base,
         metrics=f"{base}/metrics",

@@ -50,7 +50,7 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def tiny_dataset(embedded) -> str:
     """An 8-image synthetic dataset under the datasets root; returns its name as a job names it."""
-    from shared.synthetic import make_dataset
+    from client.synthetic import make_dataset
 
     make_dataset(embedded.datasets_root / "tiny", train=8, val=4, size=64, seed=1)
     return "tiny"

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from shared import cli
-from shared.pipeline_file import load_pipeline_file
+from client import cli
+from client.pipeline_file import load_pipeline_file
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def test_dockerfile():
 def test_pyproject_pins_and_console_script():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert {"torch==2.14.1", "torchvision==0.29.1"} <= set(project["dependencies"])
-    assert project["scripts"]["stagerun"] == "shared.cli:main"
+    assert project["scripts"]["stagerun"] == "client.cli:main"
 
 
 def test_example_pipeline_validates():

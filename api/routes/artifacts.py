@@ -12,9 +12,10 @@ from shared import jobs
 from shared.errors import NotFound, RangeNotSatisfiable
 from shared.schemas import ArtifactPublic, ArtifactsPublic
 from shared.storage import job_dir_rel, list_files, safe_resolve
+from shared.urls import job_url
 
 router = APIRouter(
-    prefix="/v1/jobs/{job_id}", tags=["artifacts"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
+    prefix="/jobs/{job_id}", tags=["artifacts"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
 )
 JobId = Annotated[str, Path(max_length=64)]
 RangeHeader = Annotated[
@@ -30,7 +31,7 @@ def list_artifacts(
     """Every file the job's stages wrote, with sizes."""
     job = jobs.get_job(session, job_id, principal)
     files = list_files(settings.artifacts_root, job_dir_rel(job.id))
-    items = [ArtifactPublic(path=f.path, size=f.size, url=f"/v1/jobs/{job.id}/artifacts/{f.path}") for f in files]
+    items = [ArtifactPublic(path=f.path, size=f.size, url=job_url(job.id, "artifacts", f.path)) for f in files]
     return ArtifactsPublic(job_id=job.id, items=items, total_size=sum(f.size for f in files))
 
 

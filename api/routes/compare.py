@@ -14,7 +14,7 @@ from shared.errors import NotFound
 from shared.schemas.compare import ComparePublic
 
 router = APIRouter(
-    prefix="/v1/compare", tags=["compare"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
+    prefix="/compare", tags=["compare"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
 )
 
 

@@ -14,9 +14,10 @@ from api.responses import CONFLICT, UNSUPPORTED_MEDIA_TYPE, V1_ERRORS
 from shared.datasets import registry
 from shared.errors import InvalidSpec, StagerunError
 from shared.schemas.datasets import DatasetPublic, DatasetRegister, DatasetsPublic
+from shared.urls import dataset_url
 
 router = APIRouter(
-    prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
+    prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_principal)], responses=V1_ERRORS
 )
 DatasetId = Annotated[str, Path(description="Dataset id (32 hex digits).", max_length=64)]
 
@@ -92,7 +93,7 @@ async def register_dataset(
             f"send application/json (a folder) or multipart/form-data (a zip), not {content_type!r}",
             field="Content-Type",
         )
-    response.headers["Location"] = f"/v1/datasets/{record.id}"
+    response.headers["Location"] = dataset_url(record.id)
     return registry.dataset_public(record)
 
 

@@ -14,9 +14,10 @@ from shared.schemas.hard_examples import HardExamplesPublic, HardImagePublic
 from shared.stage_kinds import KINDS, Product, produces
 from shared.states import StageState
 from shared.storage import job_dir_rel
+from shared.urls import job_url
 
 router = APIRouter(
-    prefix="/v1/jobs/{job_id}/stages",
+    prefix="/jobs/{job_id}/stages",
     tags=["hard-examples"],
     dependencies=[Depends(current_principal)],
     responses=V1_ERRORS,
@@ -47,7 +48,7 @@ def hard_examples(
     prefix = job_dir_rel(job.id) + "/"
 
     def url(relative: str) -> str:
-        return f"/v1/jobs/{job.id}/artifacts/{relative.removeprefix(prefix)}"
+        return job_url(job.id, "artifacts", relative.removeprefix(prefix))
 
     return HardExamplesPublic(
         job_id=job.id,

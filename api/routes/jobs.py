@@ -20,8 +20,9 @@ from shared.errors import NotFound
 from shared.queue import enqueue_stage
 from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, RerunRequest
 from shared.states import JobState, StageState
+from shared.urls import job_url
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(current_principal)], responses=V1_ERRORS)
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(current_principal)], responses=V1_ERRORS)
 log = logging.getLogger(__name__)
 
 JobId = Annotated[str, Path(description="Job id (32 hex digits).", max_length=64)]
@@ -56,7 +57,7 @@ def submit_job(
             log.exception("could not send stage %s of job %s to the broker", first.id, job.id)
     else:
         response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    response.headers["Location"] = job_url(job.id)
     return jobs.job_public(job)
 
 
@@ -156,7 +157,7 @@ def rerun_job(
         enqueue_stage(first.id)
     except Exception:  # stored as queued; the workers' reaper sends it when the broker is back
         log.exception("could not send stage %s of job %s to the broker", first.id, job.id)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    response.headers["Location"] = job_url(job.id)
     return jobs.job_public(job)
 
 

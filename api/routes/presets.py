@@ -11,8 +11,9 @@ from api.responses import V1_ERRORS
 from shared.errors import NotFound
 from shared.presets import PresetError, load_preset, preset_names, preset_text
 from shared.schemas.presets import PresetPublic, PresetsPublic, PresetStage, PresetSummary
+from shared.urls import preset_url
 
-router = APIRouter(prefix="/v1/presets", tags=["presets"], dependencies=[Depends(current_principal)],
+router = APIRouter(prefix="/presets", tags=["presets"], dependencies=[Depends(current_principal)],
                    responses=V1_ERRORS)
 PresetName = Annotated[str, Path(max_length=64, description="A preset's name, e.g. hem.")]
 
@@ -27,7 +28,7 @@ def list_presets() -> PresetsPublic:
             name=name,
             description=preset.get("description", ""),
             stages=[PresetStage(name=s.get("name"), type=s["type"]) for s in preset["stages"]],
-            url=f"/v1/presets/{name}",
+            url=preset_url(name),
         ))
     return PresetsPublic(items=items)
 

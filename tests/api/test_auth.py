@@ -140,7 +140,7 @@ def test_local_token_file_is_private_and_reused(embedded):
 
 
 def test_cli_token_commands(embedded, capsys):
-    from shared.cli import main
+    from client.cli import main
 
     assert main(["token", "create", "--name", "ci", "--owner", "team-a"]) == 0
     token = capsys.readouterr().out.strip()
@@ -154,7 +154,7 @@ def test_cli_token_commands(embedded, capsys):
 
 
 def test_cli_client_sends_env_token_else_the_local_file(embedded, monkeypatch):
-    from shared.api_client import auth_headers
+    from client.api_client import auth_headers
     from shared.settings import get_settings
 
     assert auth_headers() == {}

@@ -139,7 +139,7 @@ def test_a_report_that_is_gone_leaves_the_metrics_and_says_so(client, two_jobs, 
 
 
 def test_different_split_or_dataset_is_a_409_naming_each(client, pipeline, embedded) -> None:
-    from shared.synthetic import make_dataset
+    from client.synthetic import make_dataset
 
     a = client.post("/v1/jobs", json=pipeline).json()["id"]
     b = client.post("/v1/jobs", json=pipeline).json()["id"]
@@ -241,8 +241,8 @@ def test_a_token_is_needed_and_the_responses_are_declared(anonymous, app) -> Non
 def test_cli_compare_prints_the_overall_row_then_the_biggest_changes(two_jobs, app, monkeypatch, capsys) -> None:
     from fastapi.testclient import TestClient
 
-    from shared import api_client
-    from shared.cli import main
+    from client import api_client
+    from client.cli import main
     from tests.api_clients import new_token
 
     headers = {"Authorization": f"Bearer {new_token('tester', admin=True, name='cli')}"}

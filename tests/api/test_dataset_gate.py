@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from client.synthetic import make_dataset
 from shared.datasets import check
-from shared.synthetic import make_dataset
 
 LABEL = "labels/train/train_0000.txt"
 IMAGE = "images/train/train_0000.png"

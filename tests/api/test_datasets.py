@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.synthetic import make_dataset
+from client.synthetic import make_dataset
 
 
 def zip_of(folder: Path, prefix: str = "") -> bytes:
@@ -214,3 +214,19 @@ def test_the_api_process_never_loads_torch():
     code = "import sys, api.main; print(sorted(m for m in ('torch', 'ultralytics', 'worker') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_neither_the_api_nor_the_worker_imports_the_client_side():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for package in ("api", "shared", "worker"):
+        for source in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                offenders += [f"{source.relative_to(root)}: {n}" for n in names if n.split(".")[0] == "client"]
+    assert offenders == []

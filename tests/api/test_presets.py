@@ -10,7 +10,7 @@ from shared.presets import load_preset, preset_names, split_epochs
 @pytest.fixture
 def tiny_dataset(embedded) -> str:
     """With a test split: the hem preset evaluates on val and test."""
-    from shared.synthetic import make_dataset
+    from client.synthetic import make_dataset
 
     make_dataset(embedded.datasets_root / "tiny3", train=8, val=4, test=4, size=64, seed=1)
     return "tiny3"

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.synthetic import make_dataset
+from client.synthetic import make_dataset
 from tests.e2e.stack import Stack, free_port
 
 

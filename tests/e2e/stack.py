@@ -10,7 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from shared.stack import Stack as CliStack
+from client.stack import Stack as CliStack
 
 TERMINAL = {"succeeded", "failed", "cancelled", "gated"}
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from client.stack import worker_command
 from shared.queue import make_celery
 from shared.settings import Settings
-from shared.stack import worker_command
 from tests.e2e.conftest import make_stack
 
 pytestmark = pytest.mark.slow

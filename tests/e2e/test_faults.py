@@ -16,9 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from client.stack import python_module
 from shared.queue import RUN_STAGE_TASK, make_celery
 from shared.settings import Settings
-from shared.stack import python_module
 from tests.e2e.checks import train_only_pipeline
 from tests.e2e.conftest import make_stack
 from tests.e2e.faults import RedisServer, TcpProxy, stage_processes
@@ -37,7 +37,7 @@ class FaultStack(Stack):
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / "worker.log").open("ab") as output:
             self.processes["worker"] = subprocess.Popen(
-                python_module("shared.cli", "worker", "--concurrency", "2"),
+                python_module("client.cli", "worker", "--concurrency", "2"),
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 env=self.env,
@@ -53,7 +53,7 @@ class FaultStack(Stack):
         api = self.processes["api"]
         api.send_signal(signal.SIGTERM)
         api.wait(timeout=30)
-        self.start_process("api", python_module("shared.cli", "api"))
+        self.start_process("api", python_module("client.cli", "api"))
         self.wait_ready()
 
     def submit(self, pipeline: dict) -> str:

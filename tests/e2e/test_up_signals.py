@@ -48,7 +48,7 @@ def test_a_signal_stops_up_and_its_children(tmp_path: Path, sig: signal.Signals)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAGERUN_")}
     env.update(STAGERUN_HOME=str(tmp_path / "var"), STAGERUN_API_PORT=str(port), YOLO_OFFLINE="1")
-    up = subprocess.Popen([sys.executable, "-m", "shared.cli", "up"], env=env, stdout=subprocess.DEVNULL,
+    up = subprocess.Popen([sys.executable, "-m", "client.cli", "up"], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 90

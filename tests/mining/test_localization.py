@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.progress import localization_table
+from client.progress import localization_table
 from worker.mining.localization import LocalizationAccumulator
 
 NAMES = ["stem", "blob", "unused"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import failure_cause, main
+from client.cli import failure_cause, main
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_bad_pipeline_files_are_one_message_and_exit_2(tmp_path: Path, capsys, c
 
 def test_no_traceback_from_the_installed_command(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "run", str(tmp_path / "missing.yaml")], capture_output=True, text=True
+        [sys.executable, "-m", "client.cli", "run", str(tmp_path / "missing.yaml")], capture_output=True, text=True
     )
     assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path / 'missing.yaml'}: no such file"
 
@@ -46,7 +46,7 @@ def test_a_failed_stage_shows_its_cause_not_the_log_tail() -> None:
 def test_every_problem_the_api_returned_is_printed() -> None:
     import httpx
 
-    from shared.api_client import ApiError, _check
+    from client.api_client import ApiError, _check
 
     body = {
         "error": {

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from client.synthetic import make_dataset
 from shared.datasets.validate import label_path_for, parse_label_text, validate_dataset
-from shared.synthetic import make_dataset
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_image_list_file_and_yaml_without_path(tmp_path):
 
 
 def test_cli_dataset_check(tmp_path, capsys):
-    from shared.cli import main
+    from client.cli import main
 
     dataset = tmp_path / "big"
     make_dataset(dataset, train=6, val=2, size=160, seed=0)  # bars 2-4 px wide, 40-80 px tall

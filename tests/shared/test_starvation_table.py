@@ -1,5 +1,5 @@
-from shared.cli import _print_job
-from shared.progress import starvation_table
+from client.cli import _print_job
+from client.progress import starvation_table
 
 REPORT = {
     "first_epoch": {

@@ -3,7 +3,7 @@ evaluate or mine stage."""
 
 from __future__ import annotations
 
-from shared.cli import _print_job
+from client.cli import _print_job
 
 
 def test_status_shows_the_recipe_and_the_localization_report(capsys) -> None:

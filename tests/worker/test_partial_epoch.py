@@ -10,8 +10,8 @@ import pytest
 import torch
 from ultralytics import YOLO
 
+from client.synthetic import make_dataset
 from shared.stage_kinds.training_options import TrainingOptions
-from shared.synthetic import make_dataset
 from tests.worker.test_trainer_options import Recorded
 from tests.worker.yolo_datasets import TINY_TRAIN
 from worker.ultralytics_ext.trainer import StagerunTrainer

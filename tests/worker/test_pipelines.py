@@ -108,3 +108,32 @@ def test_rerun_refuses_unfinished_stages_and_overrides_of_reused_ones(client, em
                          json={"overrides": {"stages": {"0": {"epochs": 2}}}})
     assert frozen.status_code == 422 and "reused as it ran" in frozen.text
     assert client.post("/v1/jobs/nope/rerun", params={"from_stage": 0}).status_code == 404
+
+
+def test_an_export_stage_writes_an_onnx_model_that_matches_pytorch(client, embedded, tiny_dataset):
+    import onnxruntime
+
+    job_id = run(embedded, tiny_dataset, [TRAIN, {"type": "export", "imgsz": 64, "check_images": 3, "batch": 4}])
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    stage = job["stages"][1]
+    assert job["state"] == "succeeded", stage["error"]
+    results = stage["results"]
+    onnx_file = embedded.artifacts_root / results["exported"]
+    assert onnx_file.suffix == ".onnx" and results["source_weights"] == job["stages"][0]["results"]["weights"]
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [1, 3, 64, 64]
+    check = results["check"]
+    assert check["images"] == 3 and check["max_box_diff_px"] < 0.5 and check["max_score_diff"] < 0.01
+    assert abs(check["torch_mAP50"] - check["onnx_mAP50"]) <= 0.01
+    download = client.get(f"/v1/jobs/{job_id}/artifacts/{results['exported'].split('/', 2)[2]}")
+    assert download.status_code == 200 and download.headers["content-type"] == "application/octet-stream"
+    assert download.content == onnx_file.read_bytes()
+
+
+def test_an_export_beyond_its_tolerance_fails_the_stage(client, embedded, tiny_dataset):
+    job_id = run(embedded, tiny_dataset, [TRAIN, {"type": "export", "imgsz": 64, "check_images": 2,
+                                                  "box_tolerance_px": 1e-9, "score_tolerance": 1e-12}])
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    stage = job["stages"][1]
+    assert job["state"] == "failed" and "does not match the PyTorch model" in stage["error"]
+    assert stage["results"]["check"]["max_box_diff_px"] > 1e-9  # what it measured is kept with the failure

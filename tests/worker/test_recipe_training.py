@@ -11,8 +11,8 @@ from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.loss import v8DetectionLoss
 
+from client.synthetic import make_dataset
 from shared.schemas.pipeline import TrainStage
-from shared.synthetic import make_dataset
 from tests.e2e.stack import load_in_plain_ultralytics
 from tests.worker.test_trainer_options import Recorded, pickled_modules, results_rows, train
 from worker.mining.capture import validator_with_sink

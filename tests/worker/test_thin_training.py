@@ -10,8 +10,8 @@ import pytest
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.loss import v8DetectionLoss
 
+from client.synthetic import make_dataset
 from shared.stage_kinds.training_options import ThinAssigner, TrainingOptions
-from shared.synthetic import make_dataset
 from tests.e2e.stack import load_in_plain_ultralytics
 from tests.worker.test_trainer_options import Recorded, pickled_modules, results_rows, train
 from worker.ultralytics_ext.assigner import ThinAwareAssigner

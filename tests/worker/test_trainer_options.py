@@ -15,8 +15,8 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.torch_utils import unwrap_model
 
+from client.synthetic import make_dataset
 from shared.stage_kinds.training_options import TrainingOptions
-from shared.synthetic import make_dataset
 from tests.e2e.stack import load_in_plain_ultralytics
 from tests.worker.yolo_datasets import TINY_TRAIN
 from worker.ultralytics_ext.loss import StagerunDetectionLoss

@@ -15,8 +15,8 @@ from ultralytics.data.build import _RepeatSampler
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.models.yolo.detect import DetectionTrainer
 
+from client.synthetic import make_dataset
 from shared.stage_kinds.training_options import TrainingOptions
-from shared.synthetic import make_dataset
 from tests.worker.yolo_datasets import TINY_TRAIN
 from worker.ultralytics_ext.dataset import StagerunDataset, contains
 from worker.ultralytics_ext.sampling import WeightedEpochSampler

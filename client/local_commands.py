@@ -1,6 +1,6 @@
 """``stagerun`` commands that act on this machine's database and files directly, without the API:
 API tokens (``stagerun token ...``, and the local token made on first start) and ``stagerun dataset
-check``. Imported by shared/cli.py."""
+check``. Imported by client/cli.py."""
 
 from __future__ import annotations
 

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.api_client import ApiError, compare, download, fetch_job, rerun, resume, submit
-from shared.compare import compare_table
-from shared.errors import InvalidSpec
-from shared.local_commands import (
+from client.api_client import ApiError, compare, download, fetch_job, rerun, resume, submit
+from client.local_commands import (
     cmd_dataset_check,
     cmd_token_create,
     cmd_token_list,
@@ -25,10 +23,12 @@ from shared.local_commands import (
     ensure_local_token,
     print_local_token,
 )
-from shared.pipeline_file import load_pipeline_file, read_pipeline_file
-from shared.progress import follow, localization_table, per_class_table, starvation_table
+from client.pipeline_file import load_pipeline_file, read_pipeline_file
+from client.progress import follow, localization_table, per_class_table, starvation_table
+from client.stack import Stack, api_command, python_module, worker_command
+from shared.compare import compare_table
+from shared.errors import InvalidSpec
 from shared.settings import get_settings
-from shared.stack import Stack, api_command, python_module, worker_command
 
 DEMO_DATASET = "demo"
 
@@ -61,7 +61,7 @@ def cmd_worker(args) -> int:
 
 def cmd_run(args) -> int:
     load_pipeline_file(Path(args.file))  # a user's mistake is one line here, before a process is started
-    os.execv(sys.executable, python_module("worker.oneshot", args.file))
+    os.execv(sys.executable, python_module("client.oneshot", args.file))
     return 0
 
 
@@ -242,7 +242,7 @@ def demo_pipeline(epochs: int = 3, imgsz: int = 128) -> dict:
 
 
 def cmd_synth(args) -> int:
-    from shared.synthetic import make_dataset
+    from client.synthetic import make_dataset
 
     path = make_dataset(
         Path(args.folder), train=args.train, val=args.val, test=args.test, size=args.size, seed=args.seed
@@ -253,7 +253,7 @@ def cmd_synth(args) -> int:
 
 def cmd_demo(args) -> int:
     """Start the embedded stack, make a dataset, submit train+evaluate, follow it, fetch best.pt."""
-    from shared.synthetic import make_dataset
+    from client.synthetic import make_dataset
 
     settings = get_settings()
     settings.ensure_dirs()

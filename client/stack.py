@@ -54,7 +54,7 @@ class Stack:
 
     def stagerun(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run a stagerun command in the stack's environment."""
-        command = [sys.executable, "-m", "shared.cli", *args]
+        command = [sys.executable, "-m", "client.cli", *args]
         return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def start_process(self, name: str, command: list[str]) -> None:
@@ -72,11 +72,11 @@ class Stack:
         if local.returncode != 0:
             raise RuntimeError(f"could not make the local API token:\n{local.stdout}{local.stderr}")
         self.token, self.token_created = local.stdout.strip(), local.stderr.strip().endswith("created")
-        self.start_process("api", python_module("shared.cli", "api"))
+        self.start_process("api", python_module("client.cli", "api"))
         self.start_worker()
 
     def start_worker(self) -> None:
-        self.start_process("worker", python_module("shared.cli", "worker"))
+        self.start_process("worker", python_module("client.cli", "worker"))
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}

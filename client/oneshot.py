@@ -9,12 +9,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from client.pipeline_file import load_pipeline_file
+from client.progress import follow, per_class_table
 from shared import jobs, migrate
 from shared.auth import LOCAL_ADMIN
 from shared.db import session_scope
 from shared.errors import StagerunError
-from shared.pipeline_file import load_pipeline_file
-from shared.progress import follow, per_class_table
 from shared.settings import get_settings
 from worker.pipeline import run_job_locally
 
