@@ -39,7 +39,7 @@ class TrainStage(StageBase, TrainingOptions):
     stagerun's own options (class weights, focal loss, sampling, ...) come from ``TrainingOptions``."""
 
     type: Literal["train"]
-    start_from: TrainStart = "previous"
+    start_from: TrainStart = Field("previous", validation_alias=AliasChoices("start_from", "weights"))
     data: DataInput = "job"
     gate: Gate | None = None
     epochs: int = Field(10, ge=1, le=10_000)
