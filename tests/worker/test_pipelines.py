@@ -113,7 +113,12 @@ def test_rerun_refuses_unfinished_stages_and_overrides_of_reused_ones(client, em
 def test_an_export_stage_writes_an_onnx_model_that_matches_pytorch(client, embedded, tiny_dataset):
     import onnxruntime
 
-    job_id = run(embedded, tiny_dataset, [TRAIN, {"type": "export", "imgsz": 64, "check_images": 3, "batch": 4}])
+    import json
+
+    import onnx
+
+    widened = {**TRAIN, "widen_thin": {"target_px": 40, "classes": ["0", "1"]}}
+    job_id = run(embedded, tiny_dataset, [widened, {"type": "export", "imgsz": 64, "check_images": 3, "batch": 4}])
     job = client.get(f"/v1/jobs/{job_id}").json()
     stage = job["stages"][1]
     assert job["state"] == "succeeded", stage["error"]
@@ -128,6 +133,10 @@ def test_an_export_stage_writes_an_onnx_model_that_matches_pytorch(client, embed
     download = client.get(f"/v1/jobs/{job_id}/artifacts/{results['exported'].split('/', 2)[2]}")
     assert download.status_code == 200 and download.headers["content-type"] == "application/octet-stream"
     assert download.content == onnx_file.read_bytes()
+    # the widen_thin pad travels in the ONNX metadata, for a deployment to narrow as stagerun's evaluate does
+    metadata = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    pad = json.loads(metadata["stagerun_box_pad"])
+    assert pad["version"] == 1 and any(w or h for w, h in pad["pad"]) and results["narrowing_px"]
 
 
 def test_an_export_beyond_its_tolerance_fails_the_stage(client, embedded, tiny_dataset):

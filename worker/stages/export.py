@@ -27,6 +27,7 @@ class ExportRunner(StageRunner):
             context.weights, context.stage_dir, spec.imgsz, spec.opset, spec.dynamic, spec.half, spec.simplify,
             context.device,
         )
+        narrowing = self._store_narrowing(onnx_path)
         context.reporter.progress(0, None)
         images = split_images(context.dataset.splits[spec.split])[: spec.check_images]
         outputs = compare_outputs(context.weights, onnx_path, images, spec.imgsz, context.device)
@@ -49,6 +50,7 @@ class ExportRunner(StageRunner):
             "format": spec.format,
             "source_weights": context.shown(context.weights),
             "size_bytes": onnx_path.stat().st_size,
+            "narrowing_px": narrowing,
             "check": check,
             "report": context.relative(context.stage_dir / "export_check.json"),
         }
@@ -64,3 +66,23 @@ class ExportRunner(StageRunner):
         if problems:
             raise ExportMismatch("the ONNX model does not match the PyTorch model: " + "; ".join(problems))
         return results
+
+    def _store_narrowing(self, onnx_path) -> dict | None:
+        """Weights trained with ``widen_thin`` predict thin classes wider by a stored pad that stagerun's evaluate
+        and mine take off after NMS; the ONNX model gets that pad in its metadata (``stagerun_box_pad``, JSON: per
+        class the width and height pad as a share of the long side) so a deployment can apply the same narrowing.
+        Returns the pad in pixels at imgsz, None for weights without one. The check compares raw outputs, which
+        the pad does not touch."""
+        import onnx
+        from ultralytics import YOLO
+
+        from worker.ultralytics_ext.widening import ATTRIBUTE, model_pad, narrowing_px
+
+        pad = model_pad(YOLO(self.context.weights))
+        if pad is None:
+            return None
+        model = onnx.load(str(onnx_path))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = ATTRIBUTE, json.dumps(pad)
+        onnx.save(model, str(onnx_path))
+        return narrowing_px(pad, self.context.spec.imgsz)
