@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -62,6 +63,44 @@ def resume(job_id: str) -> dict:
 def rerun(job_id: str, from_stage: int, body: dict) -> dict:
     with _client() as client:
         return _check(client.post(f"/v1/jobs/{job_id}/rerun", params={"from_stage": from_stage}, json=body or None)).json()
+
+
+def list_jobs(
+    state: str | None = None, tags: list[str] | None = None, name: str | None = None, owner: str | None = None,
+    limit: int = 50, offset: int = 0,
+) -> dict:
+    params: dict = {"limit": limit, "offset": offset}
+    for key, value in (("state", state), ("tag", tags or None), ("name", name), ("owner", owner)):
+        if value is not None:
+            params[key] = value
+    with _client() as client:
+        return _check(client.get("/v1/jobs", params=params)).json()
+
+
+def cancel(job_id: str) -> dict:
+    with _client() as client:
+        return _check(client.post(f"/v1/jobs/{job_id}/cancel")).json()
+
+
+def delete(job_id: str, keep_artifacts: bool = False) -> None:
+    params = {"keep_artifacts": "true"} if keep_artifacts else None
+    with _client() as client:
+        _check(client.delete(f"/v1/jobs/{job_id}", params=params))
+
+
+def logs(job_id: str, stage: int | None = None, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+    """The job's log text as it arrives (with ``follow``, until the job ends: no read timeout)."""
+    params: dict = {"follow": "true"} if follow else {}
+    if stage is not None:
+        params["stage"] = stage
+    if tail is not None:
+        params["tail"] = tail
+    timeout = httpx.Timeout(30, read=None) if follow else httpx.Timeout(30)
+    with _client() as client, client.stream("GET", f"/v1/jobs/{job_id}/logs", params=params, timeout=timeout) as response:
+        if response.status_code >= 400:
+            response.read()
+            _check(response)
+        yield from response.iter_text()
 
 
 def compare(a: str, b: str) -> dict:

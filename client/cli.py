@@ -13,7 +13,19 @@ from pathlib import Path
 
 import httpx
 
-from client.api_client import ApiError, compare, download, fetch_job, rerun, resume, submit
+from client.api_client import (
+    ApiError,
+    cancel,
+    compare,
+    delete,
+    download,
+    fetch_job,
+    list_jobs,
+    logs,
+    rerun,
+    resume,
+    submit,
+)
 from client.local_commands import (
     cmd_dataset_check,
     cmd_token_create,
@@ -151,14 +163,82 @@ def cmd_status(args) -> int:
     return 0
 
 
+WATCH_EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3, "gated": 4}
+EXIT_CODES_HELP = """exit codes of watch, submit --watch, resume --watch and rerun --watch (how the job ended):
+  0  succeeded
+  1  failed (any command also exits 1 on an error from the API, or when no API answers)
+  2  (any command) a usage error or an invalid pipeline
+  3  cancelled
+  4  gated: a stage's gate failed, the stages after it were skipped
+status only shows a job and exits 0 whatever its state."""
+
+
 def _watch(job_id: str) -> int:
+    """Follow the job until it ends; its end as an exit code (``WATCH_EXIT_CODES``)."""
     job = follow(lambda: fetch_job(job_id), interval_s=1.0)
     _print_job(job)
-    return 0 if job["state"] == "succeeded" else 1
+    return WATCH_EXIT_CODES.get(job["state"], 1)
 
 
 def cmd_watch(args) -> int:
     return _watch(args.job_id)
+
+
+def cmd_jobs(args) -> int:
+    page = list_jobs(args.state, args.tag, args.name, args.owner, args.limit)
+    rows = [
+        (job["id"], _shorten(job["name"], 40), job["state"], job["progress"] or "", _when(job["created_at"]))
+        for job in page["items"]
+    ]
+    print(_table(("id", "name", "state", "progress", "created"), rows))
+    if page["count"] > len(rows):
+        print(f"({len(rows)} of {page['count']} jobs; --limit to see more)")
+    return 0
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _when(moment: str | None) -> str:
+    """An API timestamp (ISO 8601, UTC) as ``YYYY-MM-DD HH:MM:SS``."""
+    return (moment or "").replace("T", " ")[:19]
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
+
+
+def cmd_cancel(args) -> int:
+    job = cancel(args.job_id)
+    if job["state"] == "cancelled":
+        print(f"job {job['id']} cancelled")
+    else:
+        print(f"job {job['id']}: cancel requested; its running stage stops within one epoch ({job['progress']})")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    delete(args.job_id, args.keep_artifacts)
+    print(f"job {args.job_id} deleted" + (" (its artifacts are kept)" if args.keep_artifacts else ""))
+    return 0
+
+
+def cmd_logs(args) -> int:
+    try:
+        for text in logs(args.job_id, args.stage, args.tail, args.follow):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # stagerun logs ID | head: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
+    return 0
 
 
 def cmd_resume(args) -> int:
@@ -287,8 +367,14 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stagerun", description="Staged object-detector training as a service.")
+    parser = argparse.ArgumentParser(
+        prog="stagerun",
+        description="Staged object-detector training as a service.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    exit_codes = {"epilog": EXIT_CODES_HELP, "formatter_class": argparse.RawDescriptionHelpFormatter}
 
     sub.add_parser("up", help="start the API and one worker (embedded default: SQLite, no servers)").set_defaults(
         func=cmd_up
@@ -328,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline file here, without the API")
     run.add_argument("file")
     run.set_defaults(func=cmd_run)
-    submit_parser = sub.add_parser("submit", help="submit a pipeline file to the API")
+    submit_parser = sub.add_parser("submit", help="submit a pipeline file to the API", **exit_codes)
     submit_parser.add_argument("file")
     submit_parser.add_argument("--idempotency-key")
     submit_parser.add_argument("--watch", action="store_true", help="follow the job until it ends")
@@ -337,14 +423,38 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("job_id")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
-    watch = sub.add_parser("watch", help="progress bar until the job ends")
+    watch = sub.add_parser("watch", help="progress bar until the job ends; exit code: how it ended", **exit_codes)
     watch.add_argument("job_id")
     watch.set_defaults(func=cmd_watch)
-    resume_parser = sub.add_parser("resume", help="run a failed or cancelled job again from where it stopped")
+    jobs_parser = sub.add_parser("jobs", help="list jobs, newest first")
+    jobs_parser.add_argument("--state", choices=("queued", "running", "succeeded", "failed", "cancelled", "gated"))
+    jobs_parser.add_argument("--tag", action="append", help="only jobs with this tag (repeat: with all of them)")
+    jobs_parser.add_argument("--name", help="only jobs whose name holds this (any case)")
+    jobs_parser.add_argument("--owner", help="only this owner's jobs (an admin token sees every owner's)")
+    jobs_parser.add_argument("--limit", type=int, default=50, help="at most this many (1..200, default 50)")
+    jobs_parser.set_defaults(func=cmd_jobs)
+    logs_parser = sub.add_parser("logs", help="what a job's stages printed (ANSI codes and bar redraws removed)")
+    logs_parser.add_argument("job_id")
+    logs_parser.add_argument("--stage", type=int, help="one stage's log (from 0); default: every stage's")
+    logs_parser.add_argument("--tail", type=int, help="only the last N lines (of each stage)")
+    logs_parser.add_argument("-f", "--follow", action="store_true", help="print lines as they come until the job ends")
+    logs_parser.set_defaults(func=cmd_logs)
+    cancel_parser = sub.add_parser("cancel", help="stop a queued or running job (a running stage within one epoch)")
+    cancel_parser.add_argument("job_id")
+    cancel_parser.set_defaults(func=cmd_cancel)
+    delete_parser = sub.add_parser("delete", help="forget a finished job and delete its artifacts")
+    delete_parser.add_argument("job_id")
+    delete_parser.add_argument("--keep-artifacts", action="store_true", help="leave its folder on the volume")
+    delete_parser.set_defaults(func=cmd_delete)
+    resume_parser = sub.add_parser(
+        "resume", help="run a failed or cancelled job again from where it stopped", **exit_codes
+    )
     resume_parser.add_argument("job_id")
     resume_parser.add_argument("--watch", action="store_true", help="follow the job until it ends")
     resume_parser.set_defaults(func=cmd_resume)
-    rerun_parser = sub.add_parser("rerun", help="a new job from a job's pipeline, reusing its stages before --from-stage")
+    rerun_parser = sub.add_parser(
+        "rerun", help="a new job from a job's pipeline, reusing its stages before --from-stage", **exit_codes
+    )
     rerun_parser.add_argument("job_id")
     rerun_parser.add_argument("--from-stage", type=int, required=True, help="first stage to run again (from 0)")
     rerun_parser.add_argument("--overrides", help='changes to the stages that run, as JSON: {"epochs": 5, "stages": {...}}')

@@ -4,27 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from types import SimpleNamespace
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Text, bindparam, cast, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from shared.auth import Principal
 from shared.datasets.check import check_dataset
 from shared.db import get_engine
-from shared.errors import Conflict, InvalidSpec, NotFound
+from shared.errors import Conflict, IllegalTransition, InvalidSpec, NotFound, PathOutsideRoot
 from shared.models import Job, MetricRow, Stage, as_utc, utcnow
 from shared.references import DatasetRef, ModelRef, resolve_dataset, resolve_model
 from shared.schemas import JobCreate, JobPublic, Links, MetricRowPublic, StagePublic
 from shared.settings import Settings
 from shared.stage_kinds import Product, SubmitContext, kind, produces
 from shared.stage_kinds.chaining import input_producers
-from shared.states import JobState, StageState, cancel_job, move_stage, resume_job, reused_stage
-from shared.storage import stage_dir_rel
+from shared.states import (
+    TERMINAL_JOB_STATES,
+    JobState,
+    StageState,
+    cancel_job,
+    move_stage,
+    resume_job,
+    reused_stage,
+)
+from shared.storage import job_dir_rel, safe_resolve, stage_dir_rel
 from shared.urls import job_url
 
 
@@ -205,15 +214,110 @@ def read_job(job_id: str, principal: Principal) -> SimpleNamespace:
 
 
 def list_jobs(
-    session: Session, principal: Principal, state: str | None, limit: int, offset: int
+    session: Session,
+    principal: Principal,
+    state: str | None,
+    limit: int,
+    offset: int,
+    *,
+    tags: Sequence[str] = (),
+    name: str | None = None,
+    owner: str | None = None,
 ) -> tuple[list[Job], int]:
+    """A page of the jobs ``principal`` may see, newest first, and how many there are in all. ``tags``: jobs
+    carrying every one of them; ``name``: a case-insensitive part of the name; ``owner``: one owner's jobs (only
+    an admin sees other owners', so anyone else naming another owner gets nothing).
+
+    Filtered in SQL, the same on SQLite and PostgreSQL: a tag is looked for as its quoted JSON string in the
+    text of the ``tags`` JSON array. That is exact because a tag cannot hold a quote, a backslash, a comma or a
+    space (shared/schemas/jobs.py ``Tag``), so a quote in that text only ever opens or closes a whole tag."""
+    if owner is not None and not principal.is_admin and owner != principal.owner:
+        return [], 0
     query = principal.scope(select(Job), Job.owner)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
     if state:
         query = query.where(Job.state == state)
+    for tag in dict.fromkeys(tags):
+        query = query.where(cast(Job.tags, Text).contains(json.dumps(tag), autoescape=True))
+    if name:
+        query = query.where(Job.name.icontains(name, autoescape=True))
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = query.options(selectinload(Job.stages)).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
     jobs = session.scalars(page).all()
     return list(jobs), count
+
+
+def delete_job(session: Session, settings: Settings, job: Job, keep_artifacts: bool = False) -> None:
+    """Forget a finished job: its row, its stages and their metric rows, and (unless ``keep_artifacts``) its folder
+    ``jobs/<id>/`` under the artifacts root. The caller has checked that the principal may see the job.
+
+    Refused (409) for a queued or running job (cancel it first), for a job another job's stage reuses the
+    outputs of (a re-run: that stage's folder is in this job's; unless ``keep_artifacts``), and for a job an
+    unfinished job starts from (model ``job:<id>``, or a file in this job's folder unless ``keep_artifacts``).
+    The delete is a compare-and-set on the job's state, so a job resumed meanwhile is not deleted."""
+    _check_deletable(job.id, job.state)
+    folder = job_dir_rel(job.id)
+    if not keep_artifacts:
+        reuser = session.execute(
+            select(Stage.job_id, Stage.index, Stage.dir)
+            .where(Stage.dir.startswith(f"{folder}/", autoescape=True), Stage.job_id != job.id)
+            .order_by(Stage.job_id, Stage.index)
+            .limit(1)
+        ).first()
+        if reuser is not None:
+            raise Conflict(
+                f"job {job.id} cannot be deleted with its artifacts: stage {reuser.index} of job {reuser.job_id} "
+                f"reuses its outputs ({reuser.dir}); delete job {reuser.job_id} first, or pass keep_artifacts=true "
+                "to forget this job and leave its folder",
+                field="job_id",
+            )
+    starts_from = Job.model == f"job:{job.id}"
+    if not keep_artifacts:
+        starts_from = starts_from | Job.model.startswith(f"{folder}/", autoescape=True)
+    dependent = session.scalar(
+        select(Job.id)
+        .where(starts_from, Job.id != job.id, Job.state.not_in([s.value for s in TERMINAL_JOB_STATES]))
+        .order_by(Job.created_at)
+        .limit(1)
+    )
+    if dependent is not None:
+        raise Conflict(
+            f"job {job.id} cannot be deleted: unfinished job {dependent} starts from its weights", field="job_id"
+        )
+    job_id, stage_ids = job.id, select(Stage.id).where(Stage.job_id == job.id).scalar_subquery()
+    unsynchronized = {"synchronize_session": False}
+    session.execute(delete(MetricRow).where(MetricRow.stage_id.in_(stage_ids)).execution_options(**unsynchronized))
+    session.execute(delete(Stage).where(Stage.job_id == job_id).execution_options(**unsynchronized))
+    deleted = session.execute(
+        delete(Job)
+        .where(Job.id == job_id, Job.state.in_([s.value for s in TERMINAL_JOB_STATES]))
+        .execution_options(**unsynchronized)
+    ).rowcount
+    if deleted != 1:  # resumed, or deleted by another request, since it was read
+        session.rollback()
+        state = session.scalar(select(Job.state).where(Job.id == job_id))
+        if state is None:
+            raise NotFound(f"job {job_id} not found", field="job_id")
+        _check_deletable(job_id, state)
+        raise Conflict(f"job {job_id} changed while it was being deleted; try again", field="job_id")
+    session.commit()
+    session.expunge_all()
+    if not keep_artifacts:
+        try:
+            target = safe_resolve(settings.artifacts_root, folder, what="job folder")
+        except (NotFound, PathOutsideRoot):
+            return
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _check_deletable(job_id: str, state: str) -> None:
+    if not JobState(state).is_terminal():
+        raise IllegalTransition(
+            f"job {job_id} is {state}: only a finished job (succeeded, failed, cancelled or gated) can be "
+            "deleted; cancel it first",
+            field="job_id",
+        )
 
 
 def request_cancel(session: Session, job: Job) -> Job:

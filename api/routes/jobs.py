@@ -7,18 +7,19 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal, database_limiter, job_cache
 from api.limits import job_creation_limit
 from api.responses import CONFLICT, EVENT_STREAM, RATE_LIMITED, V1_ERRORS
-from shared import jobs
+from shared import jobs, stage_logs
 from shared.auth import Principal
 from shared.errors import NotFound
 from shared.queue import enqueue_stage
 from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, RerunRequest
+from shared.schemas.jobs import Tag
 from shared.states import JobState, StageState
 from shared.urls import job_url
 
@@ -66,10 +67,29 @@ def list_jobs(
     session: SessionDep,
     principal: CurrentPrincipal,
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    tag: Annotated[
+        list[Tag] | None,
+        Query(max_length=32, description="Only jobs with this tag; repeated, only jobs with all of them."),
+    ] = None,
+    name: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Only jobs whose name holds this (any case).")
+    ] = None,
+    owner: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Only this owner's jobs. Only an admin token sees other owners' jobs: for another token, "
+            "another owner's list is empty.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JobsPublic:
-    items, count = jobs.list_jobs(session, principal, state.value if state else None, limit, offset)
+    """Jobs newest first, filtered; ``count`` is how many match in all, whatever the page."""
+    items, count = jobs.list_jobs(
+        session, principal, state.value if state else None, limit, offset, tags=tag or (), name=name, owner=owner
+    )
     return JobsPublic(items=[jobs.job_public(j) for j in items], count=count, limit=limit, offset=offset)
 
 
@@ -89,6 +109,24 @@ async def get_job(job_id: JobId, principal: CurrentPrincipal) -> Response:
 
     body = await job_cache().get(job_id, principal.cache_scope, load)
     return Response(body, media_type="application/json")
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=CONFLICT)
+def delete_job(
+    job_id: JobId,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    keep_artifacts: Annotated[
+        bool, Query(description="Forget the job but leave its folder jobs/<id>/ on the artifacts volume.")
+    ] = False,
+) -> Response:
+    """Forget a finished job: its stages and metrics, and its artifact folder unless ``keep_artifacts``. 409 for a
+    queued or running job (cancel it first), for a job whose outputs a re-run job reuses (that job is named:
+    delete it first, or keep the artifacts), and for a job an unfinished job starts from (``job:<id>``)."""
+    jobs.delete_job(session, settings, jobs.get_job(session, job_id, principal), keep_artifacts=keep_artifacts)
+    job_cache().drop(job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic)
@@ -190,3 +228,66 @@ async def job_events(
             snapshot = await run_in_threadpool(_snapshot, job_id, principal)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+FOLLOW_POLL_S = 0.5
+LOG_TEXT = {
+    200: {
+        "description": "The log as plain text: no ANSI codes, a progress bar redrawn with carriage returns only "
+        "in its last state. Without ``stage``, every stage's log under a line ``==> stage N (type) <==``. "
+        "With ``follow=true``, streamed as lines are written, until the job ends.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _check_stage(job, stage: int | None) -> None:
+    if stage is not None and stage >= len(job.stages):
+        raise NotFound(f"job {job.id} has no stage {stage} (it has stages 0..{len(job.stages) - 1})", field="stage")
+
+
+@router.get("/{job_id}/logs", response_class=Response, responses=LOG_TEXT)
+async def job_logs(
+    job_id: JobId,
+    request: Request,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    stage: Annotated[int | None, Query(ge=0, le=1000, description="One stage's log (from 0); default: all.")] = None,
+    tail: Annotated[
+        int | None, Query(ge=1, le=100_000, description="Only the last N lines (of each stage, without stage).")
+    ] = None,
+    follow: Annotated[bool, Query(description="Stream new lines as they are written until the job ends.")] = False,
+) -> Response:
+    """What each stage's process printed (``stage.log`` in its folder). A stage that has not started has an
+    empty log. With ``follow=true`` the answer is a stream: whole lines as the stages write them, stage after
+    stage, ending once the job is finished and every log is read to its end (or when the client goes away)."""
+
+    def read():
+        return jobs.read_job(job_id, principal)
+
+    job = await anyio.to_thread.run_sync(read, limiter=database_limiter())  # 404 before anything is sent
+    _check_stage(job, stage)
+    root = settings.artifacts_root
+    if not follow:
+        text = await anyio.to_thread.run_sync(stage_logs.read_logs, root, job, stage, tail)
+        return PlainTextResponse(text)
+    follower = stage_logs.LogFollower(root, stage, tail)
+
+    async def stream() -> AsyncIterator[str]:
+        snapshot = job
+        while True:
+            text = await anyio.to_thread.run_sync(follower.poll, snapshot)  # the snapshot is older than the files
+            if text:
+                yield text
+            if follower.done:
+                return
+            await asyncio.sleep(FOLLOW_POLL_S)
+            if await request.is_disconnected():  # servers on ASGI spec 2.4 only say so when asked
+                return
+            try:
+                snapshot = await anyio.to_thread.run_sync(read, limiter=database_limiter())
+            except NotFound:  # deleted meanwhile
+                return
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/plain", headers=headers)
