@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import artifacts, compare, datasets, hard_examples, health, jobs, presets
+from api.prometheus import RequestLatency, new_registry
+from api.routes import artifacts, compare, datasets, hard_examples, health, jobs, presets, prometheus, tokens
 from shared.urls import API_V1
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from vendored Swagger UI and ReDoc assets: they work without internet
         title="stagerun",
         version="0.1.0",
         description="Staged object-detector training as a service: submit a pipeline, follow it, fetch its weights.",
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.state.prometheus_registry, latency = new_registry()  # one registry per app: several apps never clash
+    app.add_middleware(RequestLatency, histogram=latency)  # added last, so outermost: it times the 413s too
     app.include_router(health.router)
+    app.include_router(prometheus.router)
     v1 = APIRouter(prefix=API_V1)  # the one place the version prefix is set: every resource router hangs here
-    for resource in (jobs, artifacts, datasets, hard_examples, compare, presets):
+    for resource in (jobs, artifacts, datasets, hard_examples, compare, presets, tokens):
         v1.include_router(resource.router)
     app.include_router(v1)
     return app

@@ -11,14 +11,14 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFound
-from shared.models import ApiToken, utcnow
+from shared.errors import Conflict, NotFound
+from shared.models import ApiToken, as_utc, utcnow
 
 TOKEN_PREFIX = "sr_"
 LOCAL_OWNER = "local"
@@ -100,6 +100,26 @@ def revoke_token(session: Session, token_id: int) -> ApiToken:
         raise NotFound(f"no token with id {token_id}", field="token_id")
     token.revoked_at = token.revoked_at or utcnow()
     session.commit()
+    return token
+
+
+def revoke_live_token(session: Session, token_id: int) -> ApiToken:
+    """Revoke a token that is live now: ``NotFound`` for an unknown id, ``Conflict`` (saying when) for one
+    already revoked. A compare-and-set, so of two concurrent revokes exactly one succeeds. Commits."""
+    now = utcnow()
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    token = session.get(ApiToken, token_id, populate_existing=True)
+    if token is None:
+        raise NotFound(f"no token with id {token_id}", field="token_id")
+    if result.rowcount != 1:
+        when = as_utc(token.revoked_at).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        raise Conflict(f"token {token_id} was already revoked at {when}", field="token_id")
     return token
 
 

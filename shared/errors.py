@@ -66,6 +66,13 @@ class Unauthorized(StagerunError):
     headers = {"WWW-Authenticate": "Bearer"}
 
 
+class Forbidden(StagerunError):
+    """A valid token that may not do this (an admin-only route called with a non-admin token)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class PayloadTooLarge(StagerunError):
     status_code = 413
     code = "too_large"

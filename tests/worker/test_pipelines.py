@@ -111,11 +111,10 @@ def test_rerun_refuses_unfinished_stages_and_overrides_of_reused_ones(client, em
 
 
 def test_an_export_stage_writes_an_onnx_model_that_matches_pytorch(client, embedded, tiny_dataset):
-    import onnxruntime
-
     import json
 
     import onnx
+    import onnxruntime
 
     widened = {**TRAIN, "widen_thin": {"target_px": 40, "classes": ["0", "1"]}}
     job_id = run(embedded, tiny_dataset, [widened, {"type": "export", "imgsz": 64, "check_images": 3, "batch": 4}])
