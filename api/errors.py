@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,19 @@ def _field_of(location: tuple) -> str:
     return ".".join(cleaned)
 
 
+NAMED_FIELD = re.compile(r"^([A-Za-z_][\w.\-]*): (.+)$", re.S)
+
+
+def _problem(error: dict) -> dict:
+    """One validation problem as ``{field, message}``. A check of the whole body (a preset's expansion, a model
+    validator) names its field at the start of its message (``overrides.stages.x: ...``): that becomes the field."""
+    field = _field_of(tuple(error.get("loc", ())))
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if not field and (named := NAMED_FIELD.match(message)):
+        field, message = named.group(1), named.group(2)
+    return {"field": field, "message": message}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StagerunError)
     async def _domain(_request: Request, exc: StagerunError) -> JSONResponse:
@@ -35,16 +49,8 @@ def install_error_handlers(app: FastAPI) -> None:
             reason = (unparseable.get("ctx") or {}).get("error", "")
             message = "request body is not valid JSON" + (f" ({reason})" if reason else "")
             return JSONResponse(status_code=400, content=error_body("bad_request", message, "body"))
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        field = _field_of(tuple(first.get("loc", ())))
-        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-        details = [
-            {
-                "field": _field_of(tuple(e.get("loc", ()))),
-                "message": str(e.get("msg", "")).removeprefix("Value error, "),
-            }
-            for e in errors
-        ]
+        details = [_problem(e) for e in errors] or [{"field": "", "message": "invalid request"}]
+        field, message = details[0]["field"], details[0]["message"]
         body = error_body("invalid_request", f"{field}: {message}" if field else message, field or None, details)
         return JSONResponse(status_code=422, content=body)
 

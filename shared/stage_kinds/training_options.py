@@ -3,6 +3,7 @@ Ultralytics does not have. Each is off unless set, except thin-box keeping, whic
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -187,6 +188,15 @@ class TrainingOptions(Options):
     )
 
     _class_weights = field_validator("class_weights")(_non_empty)
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _freeze_form(cls, value: object) -> object:
+        """One clear error instead of one per union member."""
+        if isinstance(value, str) and not re.fullmatch(r"(100|[1-9]?[0-9])%", value):
+            raise ValueError(f"freeze must be a layer count, a list of layer indices or a share such as '50%', "
+                             f"not {value!r}")
+        return value
 
     @field_validator("freeze")
     @classmethod

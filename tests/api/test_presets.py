@@ -75,3 +75,11 @@ def test_split_epochs_keeps_the_proportions_and_the_total():
     assert split_epochs(7, [5, 5, 5, 5]) == [2, 2, 2, 1]
     assert split_epochs(4, [1, 1, 1, 1]) == [1, 1, 1, 1]
     assert sum(split_epochs(101, [3, 7, 11])) == 101
+
+
+def test_a_bad_preset_or_override_names_its_field(client, tiny_dataset):
+    for change, field in [({"preset": "nope"}, "preset"),
+                          ({"preset": "hem", "overrides": {"stages": {"tune": {}}}}, "overrides.stages.tune"),
+                          ({"stages": [{"type": "train", "freeze": "150%"}]}, "stages.0.freeze")]:
+        error = client.post("/v1/jobs", json={"dataset": tiny_dataset, **change}).json()["error"]
+        assert error["field"] == field and error["details"][0]["field"] == field, error
