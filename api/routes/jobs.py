@@ -33,6 +33,15 @@ IdempotencyKey = Annotated[
 ]
 
 
+def _send(stage) -> None:
+    """Send a queued stage to the broker. It is stored as queued either way: when the broker is away, the
+    workers' reaper sends it once it is back."""
+    try:
+        enqueue_stage(stage.id)
+    except Exception:
+        log.exception("could not send stage %s of job %s to the broker", stage.id, stage.job_id)
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -51,11 +60,7 @@ def submit_job(
     """Validate a pipeline and queue it. Every stage argument is checked before anything is queued."""
     job, created = jobs.create_job(session, settings, spec, principal, idempotency_key)
     if created:
-        first = next(s for s in job.stages if s.state == StageState.QUEUED.value)
-        try:
-            enqueue_stage(first.id)
-        except Exception:  # the job is stored as queued; the worker's sweep sends it when the broker is back
-            log.exception("could not send stage %s of job %s to the broker", first.id, job.id)
+        _send(next(s for s in job.stages if s.state == StageState.QUEUED.value))
     else:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = job_url(job.id)
@@ -161,10 +166,7 @@ def resume_job(job_id: JobId, session: SessionDep, principal: CurrentPrincipal) 
     job = jobs.get_job(session, job_id, principal)
     stage = jobs.resume(session, job)
     job_cache().drop(job_id)
-    try:
-        enqueue_stage(stage.id)
-    except Exception:  # stored as queued; the workers' reaper sends it when the broker is back
-        log.exception("could not send stage %s of job %s to the broker", stage.id, job_id)
+    _send(stage)
     return jobs.job_public(job)
 
 
@@ -190,11 +192,7 @@ def rerun_job(
     source = jobs.get_job(session, job_id, principal)
     overrides = None if body is None or body.overrides is None else body.overrides.model_dump(exclude_none=True)
     job = jobs.rerun_job(session, settings, source, from_stage, principal, overrides, None if body is None else body.name)
-    first = next(s for s in job.stages if s.state == StageState.QUEUED.value)
-    try:
-        enqueue_stage(first.id)
-    except Exception:  # stored as queued; the workers' reaper sends it when the broker is back
-        log.exception("could not send stage %s of job %s to the broker", first.id, job.id)
+    _send(next(s for s in job.stages if s.state == StageState.QUEUED.value))
     response.headers["Location"] = job_url(job.id)
     return jobs.job_public(job)
 
