@@ -46,9 +46,11 @@ def explicit_weights(weights: dict[str, float], names: Sequence[str], field: str
     return resolved
 
 
-def automatic_weights(strategy: str, counts: Sequence[int], beta: float = 0.999) -> list[float]:
-    """Weights from instance counts, normalized to mean 1. A class with no instances counts as one instance,
-    so it gets the largest weight rather than an infinite one."""
+def automatic_weights(
+    strategy: str, counts: Sequence[int], beta: float = 0.999, min_weight: float | None = None
+) -> list[float]:
+    """Weights from instance counts, normalized to mean 1, then raised to ``min_weight`` where below it. A class
+    with no instances counts as one instance, so it gets the largest weight rather than an infinite one."""
     if not counts:
         return []
     clamped = [max(int(count), 1) for count in counts]
@@ -61,7 +63,8 @@ def automatic_weights(strategy: str, counts: Sequence[int], beta: float = 0.999)
     else:
         raise InvalidSpec(f"unknown class weight strategy {strategy!r}", field="strategy")
     mean = sum(raw) / len(raw)
-    return [value / mean for value in raw]
+    normalized = [value / mean for value in raw]
+    return normalized if min_weight is None else [max(value, min_weight) for value in normalized]
 
 
 def class_weights(
@@ -75,4 +78,4 @@ def class_weights(
         return explicit_weights(spec, names, field)
     if isinstance(spec, str):
         return automatic_weights(spec, counts)
-    return automatic_weights(spec.strategy, counts, spec.beta)
+    return automatic_weights(spec.strategy, counts, spec.beta, spec.min_weight)

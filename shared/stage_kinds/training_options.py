@@ -27,6 +27,13 @@ class AutoClassWeights(Options):
     beta: float = Field(
         0.999, gt=0.0, lt=1.0, description="effective_number only: (1 - beta^n) / (1 - beta), Cui et al. 2019."
     )
+    min_weight: float | None = Field(
+        None,
+        gt=0.0,
+        le=100.0,
+        description="Raise every weight below this to it, after normalizing to mean 1: with 1.0 rare classes weigh "
+        "more and no class weighs less than in an unweighted loss.",
+    )
 
 
 ClassWeights = Annotated[

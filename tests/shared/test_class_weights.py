@@ -56,6 +56,16 @@ def test_a_class_without_instances_counts_as_one() -> None:
     assert automatic_weights("inverse", [0, 1, 2]) == pytest.approx(automatic_weights("inverse", [1, 1, 2]))
 
 
+def test_min_weight_raises_only_the_weights_below_it() -> None:
+    # sqrt inverse of 1, 4, 4: raw 1, 0.5, 0.5 (mean 2/3) -> 1.5, 0.75, 0.75; floored at 1 -> 1.5, 1, 1
+    assert automatic_weights("sqrt_inverse", [1, 4, 4]) == pytest.approx([1.5, 0.75, 0.75])
+    assert automatic_weights("sqrt_inverse", [1, 4, 4], min_weight=1.0) == pytest.approx([1.5, 1.0, 1.0])
+    auto = AutoClassWeights(strategy="sqrt_inverse", min_weight=1.0)
+    assert class_weights(auto, NAMES, [100, 100, 10, 1]) == pytest.approx(
+        [max(w, 1.0) for w in automatic_weights("sqrt_inverse", [100, 100, 10, 1])]
+    )
+
+
 def test_spec_forms() -> None:
     counts = [100, 100, 10, 1]
     assert class_weights("inverse", NAMES, counts) == automatic_weights("inverse", counts)
@@ -71,6 +81,7 @@ def test_spec_forms() -> None:
         {"class_weights": {"barline": 0}},
         {"class_weights": {"barline": -1}},
         {"class_weights": "median"},
+        {"class_weights": {"strategy": "sqrt_inverse", "min_weight": 0}},
         {"focal": {"gamma": -1}},
         {"focal": {"alpha": 1.5}},
         {"small_object_gain": {"gain": 0.5}},
