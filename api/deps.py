@@ -14,11 +14,12 @@ from functools import lru_cache
 from typing import Annotated
 
 import anyio
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.job_cache import JobDocumentCache
+from api.ui.session import check_csrf, session_token
 from shared.auth import Principal, find_token, principal_of
 from shared.db import new_session
 from shared.errors import Unauthorized
@@ -93,18 +94,34 @@ def _look_up(token: str) -> Principal | None:
         return principal_of(found)
 
 
-async def current_principal(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Principal:
-    if credentials is None:
-        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'", field="Authorization")
-    token = credentials.credentials.strip()
+async def principal_of_token(token: str) -> Principal | None:
+    """The principal of a token (cached), or None for an unknown or revoked one."""
     principal = principal_cache().get(token)
     if principal is None:
         principal = await anyio.to_thread.run_sync(_look_up, token, limiter=database_limiter())
+        if principal is not None:
+            principal_cache().put(token, principal)
+    return principal
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The bearer token's principal; without one, the dashboard's session cookie (api/ui/session.py), whose
+    state-changing requests must also carry the page's CSRF value."""
+    if credentials is not None:
+        principal = await principal_of_token(credentials.credentials.strip())
         if principal is None:
             raise Unauthorized("invalid or revoked token", field="Authorization")
-        principal_cache().put(token, principal)
+        return principal
+    token = session_token(request)
+    if token is None:
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'", field="Authorization")
+    principal = await principal_of_token(token)
+    if principal is None:
+        raise Unauthorized("the dashboard session's token is invalid or revoked: sign in again", field="Cookie")
+    check_csrf(request)
     return principal
 
 

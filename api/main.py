@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.prometheus import RequestLatency, new_registry
 from api.routes import artifacts, compare, datasets, hard_examples, health, jobs, presets, prometheus, tokens
+from api.ui import pages
 from shared.urls import API_V1
 
 
@@ -28,6 +30,8 @@ def create_app() -> FastAPI:
     for resource in (jobs, artifacts, datasets, hard_examples, compare, presets, tokens):
         v1.include_router(resource.router)
     app.include_router(v1)
+    app.include_router(pages.router)  # the dashboard: /, /ui/jobs/{id}, /ui/compare, /ui/login
+    app.mount("/ui/static", StaticFiles(directory=pages.HERE / "static"), name="ui-static")
     return app
 
 
