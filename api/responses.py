@@ -44,7 +44,11 @@ RATE_LIMITED = {
 }
 EVENT_STREAM = {
     200: {
-        "description": "Server-sent events (``event: job`` with the job document, then ``event: end``).",
+        "description": "Server-sent events, each with an ``id:``. A new stream starts with ``retry:`` and "
+        "``event: job`` (the whole job document), then sends ``state`` (the job's state changed), ``stage`` (a "
+        "stage's state changed) and ``epoch`` (an epoch's metrics) events as they are stored, and ``end`` once the "
+        "job has ended and everything was sent. Reconnecting with ``Last-Event-ID`` (browsers do it themselves) "
+        "resumes after that event: no gap, no repeat, no snapshot.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }

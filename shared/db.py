@@ -9,6 +9,7 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import events as _event_log  # noqa: F401  (registers the hook that logs every state change)
 from shared.settings import get_settings
 
 

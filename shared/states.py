@@ -20,6 +20,7 @@ from enum import StrEnum
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shared import events
 from shared.errors import IllegalTransition
 from shared.models import Job, Stage, as_utc, utcnow
 
@@ -130,7 +131,12 @@ def claim_stage(session: Session, stage_id: int, worker_id: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    stage = session.get(Stage, stage_id)
+    session.refresh(stage)
+    events.stage_changed(session, stage)
+    return True
 
 
 RESUMABLE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELLED})
@@ -191,14 +197,19 @@ def cancel_job(session: Session, job: Job, now: datetime | None = None) -> None:
         )
     now = now or utcnow()
     job.cancel_requested_at = job.cancel_requested_at or now
-    session.execute(
+    cancelled = session.scalars(
         update(Stage)
         .where(Stage.job_id == job.id, Stage.state.in_([StageState.PENDING.value, StageState.QUEUED.value]))
         .values(state=StageState.CANCELLED.value, finished_at=now)
+        .returning(Stage.id)
         .execution_options(synchronize_session=False)
-    )
+    ).all()
     session.flush()
     session.expire(job)
+    for stage_id in sorted(cancelled):
+        stage = session.get(Stage, stage_id)
+        session.refresh(stage)
+        events.stage_changed(session, stage)
     running = session.scalar(
         select(func.count()).where(Stage.job_id == job.id, Stage.state == StageState.RUNNING.value)
     )
@@ -256,6 +267,7 @@ def take_back_lost_stage(
     if result.rowcount != 1:
         return None
     session.refresh(stage)
+    events.stage_changed(session, stage)
     if new is not StageState.QUEUED:
         settle_job_after_stage(job, stage, now=now)
     return new

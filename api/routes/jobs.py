@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -10,13 +11,16 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy import select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, current_principal, database_limiter, job_cache
 from api.limits import job_creation_limit
 from api.responses import CONFLICT, EVENT_STREAM, RATE_LIMITED, V1_ERRORS
-from shared import jobs, stage_logs
+from shared import events, jobs, stage_logs
 from shared.auth import Principal
-from shared.errors import NotFound
+from shared.db import new_session
+from shared.errors import InvalidSpec, NotFound
+from shared.models import Job
 from shared.queue import enqueue_stage
 from shared.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, RerunRequest
 from shared.schemas.jobs import Tag
@@ -197,8 +201,30 @@ def rerun_job(
     return jobs.job_public(job)
 
 
-def _snapshot(job_id: str, principal: Principal) -> dict:
-    return json.loads(_job_json(job_id, principal))  # a stream wants its own fresh reads
+def _snapshot(job_id: str, principal: Principal) -> tuple[int, dict]:
+    """The job's newest settled event id, then its document (read after, so it reflects at least that event)."""
+    with new_session() as session:
+        cursor = events.last_id(session, job_id)
+    return cursor, json.loads(_job_json(job_id, principal))  # a stream wants its own fresh reads
+
+
+def _events_after(job_id: str, after: int) -> tuple[list[tuple[int, str, dict]], str | None]:
+    """The job's events after ``after`` and its state now (None when it was deleted meanwhile)."""
+    with new_session() as session:
+        batch = [(e.id, e.kind, e.data) for e in events.read_after(session, job_id, after, EVENT_BATCH)]
+        return batch, session.scalar(select(Job.state).where(Job.id == job_id))
+
+
+def _sse(kind: str, event_id: int, data: dict) -> str:
+    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+
+
+EVENT_BATCH = 500
+RETRY_MS = 2000
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", max_length=20, description="Resume after this event (sent by browsers on reconnect)."),
+]
 
 
 @router.get("/{job_id}/events", response_class=StreamingResponse, responses=EVENT_STREAM)
@@ -206,24 +232,36 @@ async def job_events(
     job_id: JobId,
     principal: CurrentPrincipal,
     interval: Annotated[float, Query(ge=0.2, le=30.0, description="Seconds between checks.")] = 1.0,
+    last_event_id: LastEventId = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Resume after this event id, for clients that cannot send Last-Event-ID.")
+    ] = None,
 ) -> StreamingResponse:
-    """Server-sent events: a ``job`` event whenever the job changes, until it reaches a terminal state."""
-    first = await run_in_threadpool(_snapshot, job_id, principal)  # 404 before the stream starts
+    """Server-sent events of a job, from its event log (shared/events.py), until it ends."""
+    if last_event_id is not None and not last_event_id.strip().isdigit():
+        raise InvalidSpec(f"Last-Event-ID must be an event id (a whole number), got {last_event_id!r}", field="Last-Event-ID")
+    resume_after = int(last_event_id) if last_event_id is not None else after
+    cursor, snapshot = await run_in_threadpool(_snapshot, job_id, principal)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[str]:
-        snapshot, previous = first, None
+        position = cursor if resume_after is None else resume_after
+        yield f"retry: {RETRY_MS}\n\n"
+        if resume_after is None:
+            yield _sse("job", position, snapshot)
+        ended_at = None
         while True:
-            fingerprint = json.dumps(
-                [snapshot["state"], snapshot["progress"], [(s["state"], s["epoch"]) for s in snapshot["stages"]]]
-            )
-            if fingerprint != previous:
-                previous = fingerprint
-                yield f"event: job\ndata: {json.dumps(snapshot)}\n\n"
-            if JobState(snapshot["state"]).is_terminal():
-                yield "event: end\ndata: {}\n\n"
-                return
+            batch, state = await run_in_threadpool(_events_after, job_id, position)
+            for event_id, kind, data in batch:
+                yield _sse(kind, event_id, data)
+                position = event_id
+            if len(batch) == EVENT_BATCH:
+                continue
+            if state is None or JobState(state).is_terminal():
+                ended_at = ended_at or time.monotonic()
+                if not batch and (events.settles_at_once() or time.monotonic() - ended_at > events.SETTLE_S):
+                    yield _sse("end", position, {})
+                    return
             await asyncio.sleep(interval)
-            snapshot = await run_in_threadpool(_snapshot, job_id, principal)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

@@ -4,9 +4,6 @@ same SQL on PostgreSQL; and ``stagerun jobs``."""
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 
 from shared.auth import Principal
@@ -125,38 +122,6 @@ def test_cli_jobs_prints_a_table(client, jobs_made, app, monkeypatch, capsys) ->
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["id", j["team"]]
     assert main(["jobs", "--tag", "a b"]) == 1
     assert capsys.readouterr().err.startswith("error: HTTP 422:")
-
-
-ADMIN_DSN = os.environ.get("STAGERUN_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
-
-
-@pytest.fixture
-def postgres(monkeypatch, tmp_path):
-    """A fresh PostgreSQL database with the schema migrated (skipped where no server answers)."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL: {exc}")
-    name = f"stagerun_filters_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    for key in list(os.environ):
-        if key.startswith("STAGERUN_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("STAGERUN_HOME", str(tmp_path / "var"))
-    monkeypatch.setenv("STAGERUN_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    from shared import migrate
-    from tests.conftest import reset_caches
-
-    reset_caches()
-    migrate.upgrade()
-    yield
-    from shared.db import get_engine
-
-    get_engine().dispose()
-    reset_caches()
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
 
 
 @pytest.mark.production

@@ -114,7 +114,8 @@ def test_events_stream_ends_on_terminal_job(client, pipeline):
     with client.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         text = "".join(response.iter_text())
-    assert text.startswith("event: job\ndata: {") and '"state": "cancelled"' in text
+    assert text.startswith("retry: 2000\n\nid: ") and "\nevent: job\ndata: {" in text
+    assert '"state": "cancelled"' in text
     assert text.rstrip().endswith("event: end\ndata: {}")
 
 

@@ -100,21 +100,27 @@
       if (stage.epochs) row.querySelector('[data-field="epochs"]').textContent = `epoch ${stage.epoch}/${stage.epochs}`;
     }
     document.getElementById("cancel").hidden = ["succeeded", "failed", "cancelled", "gated"].includes(job.state) || job.cancel_requested;
+    document.getElementById("resume").hidden = !["failed", "cancelled"].includes(job.state);
   }
 
-  async function refreshMetrics() {
-    const response = await fetch(root.dataset.metrics, { credentials: "same-origin" });
-    if (response.ok) draw((await response.json()).rows);
+  async function refresh() {
+    const [job, metrics] = await Promise.all(
+      [root.dataset.self, root.dataset.metrics].map((url) => fetch(url, { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null))),
+    );
+    if (job) showJob(job);
+    if (metrics) draw(metrics.rows);
   }
 
   function follow() {
+    // the stream's own ids let the browser resume after a dropped connection (Last-Event-ID) without gaps
     const source = new EventSource(root.dataset.events, { withCredentials: true });
     let pending = null;
-    source.addEventListener("job", (event) => {
-      showJob(JSON.parse(event.data));
+    const later = () => {
       clearTimeout(pending);
-      pending = setTimeout(refreshMetrics, 100);
-    });
+      pending = setTimeout(refresh, 150);
+    };
+    source.addEventListener("job", (event) => showJob(JSON.parse(event.data)));
+    for (const kind of ["state", "stage", "epoch"]) source.addEventListener(kind, later);
     source.addEventListener("end", () => {
       source.close();
       window.location.reload(); // the finished page renders the final tables and plots
