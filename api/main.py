@@ -8,9 +8,12 @@ from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.log_context import JobLogContext
 from api.prometheus import RequestLatency, new_registry
 from api.routes import artifacts, compare, datasets, hard_examples, health, jobs, presets, prometheus, tokens
 from api.ui import pages
+from shared import log_format
+from shared.settings import get_settings
 from shared.urls import API_V1
 
 
@@ -21,6 +24,10 @@ def create_app() -> FastAPI:
         description="Staged object-detector training as a service: submit a pipeline, follow it, fetch its weights.",
     )
     install_error_handlers(app)
+    settings = get_settings()
+    log_format.configure(settings.log_format)
+    if settings.log_format == "json":
+        app.add_middleware(JobLogContext)
     app.add_middleware(BodySizeLimit)
     app.state.prometheus_registry, latency = new_registry()  # one registry per app: several apps never clash
     app.add_middleware(RequestLatency, histogram=latency)  # added last, so outermost: it times the 413s too

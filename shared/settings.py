@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
         5, ge=1, le=600, description="On SIGTERM, how long the API waits for open requests (event streams) to end."
     )
     api_url: str = Field("", description="Where the CLI finds the API; default http://<api_host>:<api_port>")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="'json': one JSON object per log line (time, level, logger, message, and job_id, stage_id, "
+        "stage_index where known) from the API, the worker and the stage processes.",
+    )
 
     db_pool_size: int = Field(10, ge=1, le=1000, description="Database connections kept open per process.")
     db_max_overflow: int = Field(

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init, worker_ready
 
+from shared import log_format
 from shared.db import get_engine
 from shared.queue import enqueue_stage, get_celery
 
 app = get_celery()
 app.conf.imports = ("worker.tasks",)
 log = logging.getLogger(__name__)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _structured_logs(logger=None, **_kwargs) -> None:
+    from shared.settings import get_settings
+
+    if get_settings().log_format == "json":
+        formatter = log_format.JsonFormatter()
+        for handler in (logger.handlers if logger is not None else []):
+            handler.setFormatter(formatter)
 
 
 @worker_process_init.connect

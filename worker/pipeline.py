@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from shared import log_format
 from shared.db import session_scope
 from shared.models import Job, Stage
 from shared.settings import get_settings
@@ -53,7 +54,12 @@ def execute_stage(stage_id: int, enqueue: Enqueue, me: str | None = None) -> str
         job = stage.job
         if job.state == JobState.QUEUED.value:
             move_job(job, JobState.RUNNING)
-        stage_dir, job_id = settings.artifacts_root / stage.dir, job.id
+        stage_dir, job_id, stage_index = settings.artifacts_root / stage.dir, job.id, stage.index
+    with log_format.bound(job_id=job_id, stage_id=stage_id, stage_index=stage_index):
+        return _run_claimed(settings, stage_id, stage_dir, job_id, me, enqueue)
+
+
+def _run_claimed(settings, stage_id: int, stage_dir, job_id: str, me: str, enqueue: Enqueue) -> str:
     log.info("stage %s of job %s claimed by %s", stage_id, job_id, me)
     try:
         returncode = run_stage_process(settings, stage_id, stage_dir, job_id, me)

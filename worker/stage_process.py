@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
+from shared import log_format
 from shared.auth import SYSTEM
 from shared.db import session_scope
 from shared.errors import InvalidSpec, StagerunError
@@ -152,6 +153,7 @@ def run(stage_id: int) -> int:
             log.error("no stage %s", stage_id)
             return EXIT_FAILED
         reporter = StageReporter(stage.id, stage.job_id)
+        log_format.bind(job_id=stage.job_id, stage_id=stage.id, stage_index=stage.index)
         try:
             context = build_context(session, settings, stage, reporter)
         except StagerunError as exc:
@@ -177,6 +179,7 @@ def run(stage_id: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format.configure(get_settings().log_format)
     die_with_parent()
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():

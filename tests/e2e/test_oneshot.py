@@ -1,5 +1,6 @@
 """``stagerun run FILE``: the same stage code without API or broker, and a user's own .pt as the model."""
 
+import json
 import shutil
 
 import pytest
@@ -36,9 +37,17 @@ def test_run_pipeline_file_then_evaluate_users_weights(tmp_path_factory):
     pipeline.write_text(
         yaml.safe_dump({"dataset": "tiny", "model": "yolov8n.pt", "stages": [{"type": "evaluate", "imgsz": 64}]})
     )
+    stack.env["STAGERUN_LOG_FORMAT"] = "json"  # and with structured logs: the stage process logs JSON lines
     done = stack.stagerun("run", str(pipeline))
+    del stack.env["STAGERUN_LOG_FORMAT"]
     assert done.returncode == 0, done.stdout + done.stderr
     assert "stage 1/1 evaluate" in done.stderr and "square" in done.stdout
+    job_id = done.stdout.split("job ")[1].split()[0].rstrip(":")
+    stage_log = stack.home / "artifacts" / "jobs" / job_id / "01-evaluate" / "stage.log"
+    records = [json.loads(line) for line in stage_log.read_text().splitlines() if line.startswith("{")]
+    starting = [r for r in records if r["logger"] == "stagerun.stage" and "starting" in r["message"]]
+    assert starting and starting[0]["job_id"] == job_id and starting[0]["stage_index"] == 0
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
 
     pipeline.write_text(yaml.safe_dump({"dataset": "tiny", "stages": [{"type": "train", "epochs": -1}]}))
     refused = stack.stagerun("run", str(pipeline))
