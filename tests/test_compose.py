@@ -187,3 +187,21 @@ def test_example_pipeline_validates():
     train, evaluate = spec.stages
     assert (train.epochs, train.imgsz, train.batch) == (3, 128, 8)
     assert (evaluate.split, evaluate.imgsz) == ("val", 128)
+
+
+def test_flower_and_tensorboard_are_optional_views_of_the_same_broker_and_volume():
+    flower, tensorboard = SERVICES["flower"], SERVICES["tensorboard"]
+    assert flower["profiles"] == ["observability"] and tensorboard["profiles"] == ["observability"]
+    assert all("observability" not in SERVICES[name].get("profiles", []) for name in ("api", "worker", "postgres"))
+    broker = SERVICES["worker"]["environment"][f"{PREFIX}BROKER_URL"]
+    assert f"--broker={broker}" in flower["command"] and flower["image"].startswith("mher/flower:")
+    assert flower["depends_on"]["redis"]["condition"] == "service_healthy"
+
+    assert tensorboard["image"] == SERVICES["worker"]["image"]  # the stagerun image ships tensorboard
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(dep.startswith("tensorboard") for dep in dependencies)
+    artifacts = SERVICES["worker"]["environment"][f"{PREFIX}ARTIFACTS_ROOT"]
+    assert tensorboard["volumes"] == [f"artifacts:{artifacts}:ro"]
+    command = tensorboard["command"]
+    assert command[0] == "tensorboard" and command[command.index("--logdir") + 1].startswith(artifacts)
+    assert {"5555:5555", "6006:6006"} == set(flower["ports"]) | set(tensorboard["ports"])
