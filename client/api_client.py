@@ -121,3 +121,28 @@ def download(job_id: str, output: Path, artifact: str | None = None) -> Path:
                 handle.write(chunk)
     partial.replace(output)
     return output
+
+
+def register_dataset(source: str, name: str | None = None) -> tuple[dict, bool]:
+    """A folder under the API's datasets root (registered in place) or a local .zip (uploaded). Returns the
+    dataset and whether it is new (a folder registered again is validated again, not duplicated)."""
+    path = Path(source)
+    with _client() as client:
+        if path.suffix.lower() == ".zip" and path.is_file():
+            with path.open("rb") as handle:
+                files = {"file": (path.name, handle, "application/zip")}
+                response = _check(client.post("/v1/datasets", files=files, data={"name": name or path.stem}))
+        else:
+            body = {"path": source, **({"name": name} if name else {})}
+            response = _check(client.post("/v1/datasets", json=body))
+    return response.json(), response.status_code == 201
+
+
+def list_datasets(limit: int = 50) -> dict:
+    with _client() as client:
+        return _check(client.get("/v1/datasets", params={"limit": limit})).json()
+
+
+def fetch_dataset(dataset_id: str) -> dict:
+    with _client() as client:
+        return _check(client.get(f"/v1/datasets/{dataset_id}")).json()

@@ -19,9 +19,12 @@ from client.api_client import (
     compare,
     delete,
     download,
+    fetch_dataset,
     fetch_job,
+    list_datasets,
     list_jobs,
     logs,
+    register_dataset,
     rerun,
     resume,
     submit,
@@ -211,6 +214,42 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
         "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in (header, *rows)
     )
+
+
+def _dataset_line(dataset: dict) -> str:
+    state = "valid" if dataset["valid"] else f"INVALID ({dataset['error_count']} errors)"
+    images = ", ".join(f"{split} {count}" for split, count in dataset["images"].items())
+    return f"{dataset['reference']} ({dataset['name']}): {state}, {dataset['warning_count']} warnings; images {images}"
+
+
+def cmd_dataset_register(args) -> int:
+    dataset, created = register_dataset(args.source, args.name)
+    print(("registered " if created else "already registered, validated again: ") + _dataset_line(dataset))
+    if not dataset["valid"]:
+        for finding in (dataset.get("validation") or {}).get("errors", [])[:20]:
+            where = finding.get("file", "") + (f":{finding['line']}" if finding.get("line") else "")
+            print(f"  {where}: {finding.get('message')}")
+        return 1
+    return 0
+
+
+def cmd_dataset_list(args) -> int:
+    page = list_datasets(args.limit)
+    rows = [
+        (d["reference"], _shorten(d["name"], 30), "yes" if d["valid"] else "no", str(d["error_count"]),
+         str(d["warning_count"]), " ".join(f"{k}:{v}" for k, v in d["images"].items()), _when(d["created_at"]))
+        for d in page["items"]
+    ]
+    print(_table(("reference", "name", "valid", "errors", "warnings", "images", "registered"), rows))
+    if page["count"] > len(rows):
+        print(f"({len(rows)} of {page['count']} datasets; --limit to see more)")
+    return 0
+
+
+def cmd_dataset_show(args) -> int:
+    dataset = fetch_dataset(args.dataset_id.removeprefix("dataset:"))
+    print(json.dumps(dataset, indent=2) if args.json else _dataset_line(dataset))
+    return 0
 
 
 def cmd_cancel(args) -> int:
@@ -411,6 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--imgsz", type=int, default=640, help="training size to judge thin classes at")
     check.add_argument("--json", action="store_true")
     check.set_defaults(func=cmd_dataset_check)
+    register = dataset_sub.add_parser(
+        "register", help="register a folder under the API's datasets root, or upload a .zip; exit 1 if invalid"
+    )
+    register.add_argument("source", help="folder relative to the datasets root, or a local .zip file")
+    register.add_argument("--name")
+    register.set_defaults(func=cmd_dataset_register)
+    listing = dataset_sub.add_parser("list", help="registered datasets, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(func=cmd_dataset_list)
+    show = dataset_sub.add_parser("show", help="one registered dataset (its validation and profile with --json)")
+    show.add_argument("dataset_id", help="<id> or dataset:<id>")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_dataset_show)
     run = sub.add_parser("run", help="run a pipeline file here, without the API")
     run.add_argument("file")
     run.set_defaults(func=cmd_run)

@@ -45,3 +45,16 @@ def postgres(monkeypatch, tmp_path):
     reset_caches()
     admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture
+def cli(app, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from client import api_client
+    from client.cli import main
+    from tests.api_clients import new_token
+
+    headers = {"Authorization": f"Bearer {new_token('tester', admin=True, name='cli')}"}
+    monkeypatch.setattr(api_client, "_client", lambda: TestClient(app, headers=headers))
+    return main

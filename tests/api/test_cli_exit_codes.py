@@ -40,19 +40,6 @@ def end_as(job_id: str, state: str) -> None:
         assert job.state == state
 
 
-@pytest.fixture
-def cli(app, monkeypatch):
-    from fastapi.testclient import TestClient
-
-    from client import api_client
-    from client.cli import main
-    from tests.api_clients import new_token
-
-    headers = {"Authorization": f"Bearer {new_token('tester', admin=True, name='cli')}"}
-    monkeypatch.setattr(api_client, "_client", lambda: TestClient(app, headers=headers))
-    return main
-
-
 @pytest.mark.parametrize(("state", "code"), [("succeeded", 0), ("failed", 1), ("cancelled", 3), ("gated", 4)])
 def test_watch_exits_with_how_the_job_ended_and_status_with_0(client, pipeline, cli, capsys, state, code) -> None:
     job_id = client.post("/v1/jobs", json=pipeline).json()["id"]
