@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,20 +27,31 @@ def reset_caches() -> None:
         cached.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory) -> Path:
+    """One SQLite file migrated to head, copied by each ``embedded`` test instead of running Alembic again."""
+    from alembic import command
+
+    from shared import migrate
+
+    template = tmp_path_factory.mktemp("migrated") / "stagerun.db"
+    command.upgrade(migrate.alembic_config(f"sqlite:///{template}"), "head")  # its own engine, closed after
+    return template
+
+
 @pytest.fixture
-def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Settings for the embedded default under a temp dir, with the schema migrated."""
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_database: Path):
+    """Settings for the embedded default under a temp dir, with the schema migrated (a copy of one migrated file)."""
     for key in list(os.environ):
         if key.startswith("STAGERUN_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("STAGERUN_HOME", str(tmp_path / "var"))
     reset_caches()
-    from shared import migrate
     from shared.settings import get_settings
 
-    migrate.upgrade()
     settings = get_settings()
     settings.ensure_dirs()
+    shutil.copyfile(migrated_database, settings.database_url.removeprefix("sqlite:///"))
     yield settings
     from shared.db import get_engine
 

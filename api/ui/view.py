@@ -41,6 +41,7 @@ class StageView:
     localization: dict | None = None
     error_breakdown: dict | None = None
     mining: dict | None = None
+    tta: dict | None = None
     automatic_recipe: list[dict] = field(default_factory=list)
     plots: list[Image] = field(default_factory=list)
     downloads: list[Image] = field(default_factory=list)
@@ -121,6 +122,7 @@ def stage_view(job_id: str, stage: dict, artifacts_root: Path) -> StageView:
         localization=results.get("localization"),
         error_breakdown=(results.get("error_breakdown") or {}).get("overall"),
         mining=_mining(job_id, results),
+        tta=results.get("tta"),
         automatic_recipe=(info.get("automatic_recipe") or {}).get("choices") or [],
         plots=plots,
         downloads=downloads,

@@ -21,7 +21,11 @@ class EvaluateStage(StageBase):
     batch: int = Field(16, ge=1, le=1024, strict=True)
     conf: float | None = Field(None, gt=0.0, lt=1.0)
     iou: float | None = Field(None, gt=0.0, le=1.0)
-    augment: bool = Field(False, description="Test-time augmentation.")
+    augment: bool = Field(
+        False,
+        description="Test-time augmentation (Ultralytics' scales and flip). The stage then also evaluates without "
+        "it and reports both side by side in results.tta (plain, tta, delta per metric and class).",
+    )
     plots: bool = True
     gate: Gate | None = None
 

@@ -39,6 +39,11 @@ class MineStage(StageBase):
         0.2, ge=0.0, le=0.9, description="Share of the hard-example dataset made of ordinary training images."
     )
     preview: int = Field(16, ge=0, le=200, description="How many of the hardest images to draw.")
+    augment: bool = Field(
+        False,
+        description="Mine with test-time augmentation (Ultralytics' scales and flip). The stage also mines without "
+        "it and reports both side by side in results.tta (kind counts and hard images).",
+    )
     imgsz: ImageSize = 640
     batch: int = Field(16, ge=1, le=1024, strict=True)
 

@@ -145,3 +145,28 @@ def test_an_export_beyond_its_tolerance_fails_the_stage(client, embedded, tiny_d
     stage = job["stages"][1]
     assert job["state"] == "failed" and "does not match the PyTorch model" in stage["error"]
     assert stage["results"]["check"]["max_box_diff_px"] > 1e-9  # what it measured is kept with the failure
+
+
+def test_tta_is_reported_beside_the_plain_result_in_evaluate_and_mine(client, embedded, tiny_dataset):
+    stages = [
+        TRAIN,
+        EVALUATE,
+        {**EVALUATE, "augment": True},
+        {"type": "mine", "split": "val", "imgsz": 64, "augment": True},
+    ]
+    job = client.get(f"/v1/jobs/{run(embedded, tiny_dataset, stages)}").json()
+    assert job["state"] == "succeeded", [(s["type"], s["error"]) for s in job["stages"]]
+    plain, augmented, mined = (job["stages"][i]["results"] for i in (1, 2, 3))
+    assert "tta" not in plain
+    tta = augmented["tta"]
+    assert tta["method"].startswith("ultralytics augment=True")
+    for metric in ("precision", "recall", "mAP50", "mAP50-95"):
+        row = tta["overall"][metric]
+        assert row["plain"] == plain["metrics"]["overall"][metric]  # the same as a separate plain evaluate stage
+        assert row["tta"] == augmented["metrics"]["overall"][metric]  # the stage's own figures are the TTA ones
+        assert row["delta"] == pytest.approx(row["tta"] - row["plain"], abs=1e-6)
+    assert [r["name"] for r in tta["per_class"]] == [r["name"] for r in plain["metrics"]["per_class"]]
+    kinds = mined["tta"]["kinds"]
+    assert {kind: row["tta"] for kind, row in kinds.items()} == mined["kinds"]
+    assert all(row["delta"] == row["tta"] - row["plain"] for row in kinds.values())
+    assert mined["tta"]["hard_images"]["tta"] == mined["hard_images"]

@@ -7,6 +7,7 @@ import json
 
 from shared.stage_kinds.evaluate import KIND as EVALUATE
 from worker.stages.base import StageRunner
+from worker.tta import side_by_side
 from worker.ultralytics_ext.metrics import detection_summary
 
 
@@ -30,8 +31,15 @@ class EvaluateRunner(StageRunner):
             breakdown.add(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf)
             localization.add(image.gt_boxes, image.gt_cls, image.pred_boxes, image.pred_cls, image.pred_conf)
 
+        args = self.ultralytics_args()
+        plain = None
+        if spec.augment:  # the plain pass first, so the reported plots and tables are the augmented ones
+            plain_metrics = YOLO(weights).val(
+                validator=validator_with_sink(lambda _image: None), **{**args, "augment": False, "plots": False}
+            )
+            plain = detection_summary(plain_metrics, context.dataset.names)
         model = YOLO(weights)
-        det_metrics = model.val(validator=validator_with_sink(sink), **self.ultralytics_args())
+        det_metrics = model.val(validator=validator_with_sink(sink), **args)
         pad = model_pad(model)
         errors = breakdown.result(context.dataset.names)
         summary = detection_summary(det_metrics, context.dataset.names)
@@ -49,6 +57,8 @@ class EvaluateRunner(StageRunner):
             "localization": localization.result(context.dataset.names),
             "narrowed_by": None if pad is None else narrowing_px(pad, int(spec.imgsz or 640)),
         }
+        if plain is not None:
+            report["tta"] = side_by_side(plain, summary)
         (context.stage_dir / "metrics.json").write_text(json.dumps(report, indent=2))
         context.reporter.progress(1, None)
         return {
@@ -58,4 +68,5 @@ class EvaluateRunner(StageRunner):
             "error_breakdown": {"mAP50": errors["mAP50"], "overall": errors["overall"]},
             "localization": report["localization"],
             "report": context.relative(context.stage_dir / "metrics.json"),
+            **({"tta": report["tta"]} if plain is not None else {}),
         }

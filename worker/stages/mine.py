@@ -16,6 +16,7 @@ from worker.mining.hard_dataset import build_hard_dataset
 from worker.mining.matching import Thresholds
 from worker.mining.report import class_file_name
 from worker.stages.base import StageCancelled, StageRunner
+from worker.tta import kinds_side_by_side
 
 
 class MineRunner(StageRunner):
@@ -54,14 +55,27 @@ class MineRunner(StageRunner):
 
         weights = context.weights
         data_yaml, split = self.mining_data()
-        val_args = {**self.ultralytics_args(), "data": str(data_yaml), "split": split}
+        val_args = {**self.ultralytics_args(), "data": str(data_yaml), "split": split, "augment": spec.augment}
+        class_ids = None if spec.classes is None else class_indices(spec.classes, names, "classes")
+        plain_stats = None
+        if spec.augment:  # the same pass without TTA, for the side-by-side report
+            plain_miner, _, _ = mine_split(
+                weights,
+                {**val_args, "augment": False},
+                names,
+                thresholds,
+                spec.difficulty_reduction,
+                class_ids,
+                before_image,
+            )
+            plain_stats = plain_miner.stats(spec.min_difficulty)
         miner, breakdown, localization = mine_split(
             weights,
             val_args,
             names,
             thresholds,
             spec.difficulty_reduction,
-            None if spec.classes is None else class_indices(spec.classes, names, "classes"),
+            class_ids,
             before_image,
         )
 
@@ -115,6 +129,11 @@ class MineRunner(StageRunner):
             "error_breakdown": errors,
             "localization": localization.result(names),
         }
+        if plain_stats is not None:
+            report["tta"] = {
+                **kinds_side_by_side(plain_stats["kinds"], stats["kinds"]),
+                "hard_images": {"plain": plain_stats["hard_images"], "tta": stats["hard_images"]},
+            }
         (stage_dir / "stats.json").write_text(json.dumps(report, indent=2))
         (stage_dir / "detailed.json").write_text(json.dumps(miner.detailed()))
         info = {"images": stats["images"], "hard_images": stats["hard_images"], "dataset": dataset_counts}
@@ -128,6 +147,7 @@ class MineRunner(StageRunner):
             "images": stats["images"],
             "hard_images": stats["hard_images"],
             "kinds": stats["kinds"],
+            **({"tta": report["tta"]} if plain_stats is not None else {}),
             "per_class": stats["per_class"],
             "top": top,
             "error_breakdown": {"mAP50": errors["mAP50"], "overall": errors["overall"]},
