@@ -39,18 +39,38 @@ def test_a_dataset_with_neither_thin_nor_rare_classes_gets_nothing() -> None:
 def test_thin_classes_get_the_thin_recipe_for_those_classes_with_the_reason() -> None:
     choices = automatic_choices(TrainStage(type="train"), profile(thin=True, rare=False), imgsz=320)
     chosen = options_of(choices)
-    assert set(chosen) == {"thin_boxes", "thin_assigner", "widen_thin"}
+    assert set(chosen) == {"thin_boxes", "widen_thin"}  # widened, the stem is no longer thin: no thin assigner
     assert chosen["widen_thin"] == {"target_px": 8.0, "classes": ["stem"]}
     assert all("stem (1.1" in choice.reason and "imgsz 320" in choice.reason for choice in choices), choices
+
+
+def test_a_thin_class_left_narrow_gets_the_thin_assigner() -> None:
+    spec = TrainStage(type="train", widen_thin=None)
+    chosen = options_of(automatic_choices(spec, profile(thin=True, rare=False), imgsz=320))
+    assert set(chosen) == {"thin_boxes", "thin_assigner"}
 
 
 def test_rare_classes_get_weights_and_sampling_with_the_counts_in_the_reason() -> None:
     choices = automatic_choices(TrainStage(type="train"), profile(thin=False, rare=True), imgsz=320)
     chosen = options_of(choices)
-    assert chosen == {"class_weights": "sqrt_inverse", "sampling": {"weights": "sqrt_inverse", "ramp_epochs": 0}}
+    assert chosen == {
+        "class_weights": {"strategy": "sqrt_inverse", "beta": 0.999, "min_weight": 1.0},
+        "sampling": {"weights": "sqrt_inverse", "ramp_epochs": 0},
+    }  # 3 against 50 is rare, not rare enough (60x) for copy-paste
     assert "rare (3)" in choices[0].reason and "blob (50" in choices[0].reason
     rare, top = rare_classes(profile(thin=False, rare=True))
     assert [entry["name"] for entry in rare] == ["rare"] and top["name"] == "blob"
+
+
+def test_the_rarest_classes_also_get_copy_paste() -> None:
+    images = [image([(0, 30.0, 30.0), (1, 30.0, 30.0)]) for _ in range(120)] + [image([(2, 25.0, 25.0)])]
+    choices = automatic_choices(TrainStage(type="train"), build_profile(NAMES, images), imgsz=320)
+    chosen = options_of(choices)
+    assert chosen["copy_paste_rare"] == {"classes": ["rare"], "p": 0.5, "max_pastes": 3, "max_overlap": 0.1}
+    paste = next(choice for choice in choices if choice.option == "copy_paste_rare")
+    assert "60x or more below" in paste.reason and "rare (1)" in paste.reason
+    named = TrainStage(type="train", copy_paste_rare=None)
+    assert "copy_paste_rare" not in options_of(automatic_choices(named, build_profile(NAMES, images), imgsz=320))
 
 
 def test_named_options_even_null_are_kept_and_auto_recipe_false_turns_everything_off() -> None:

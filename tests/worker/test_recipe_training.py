@@ -61,12 +61,13 @@ def test_the_default_stage_applies_the_thin_recipe_and_records_each_choice(thin_
     trainer, criteria = thin_run
     info = trainer.reporter.info
     chosen = {choice["option"]: choice for choice in info["automatic_recipe"]["choices"]}
-    assert {"thin_boxes", "thin_assigner", "widen_thin"} <= set(chosen)
+    assert {"thin_boxes", "widen_thin"} <= set(chosen)
+    assert "thin_assigner" not in chosen  # every thin class is widened: no longer thin, plain assignment
     assert chosen["widen_thin"]["value"]["classes"] == ["bar"]
     assert "bar (1." in chosen["widen_thin"]["reason"] and "imgsz 96" in chosen["widen_thin"]["reason"]
     assert criteria == [StagerunDetectionLoss] * 2
     criterion = trainer.model.criterion
-    assert isinstance(criterion.task_assigner, ThinAwareAssigner)
+    assert not isinstance(criterion.task_assigner, ThinAwareAssigner)
     assert criterion.box_pad_px[BAR, 0] == pytest.approx(8.0 - 1.0, abs=0.6) and criterion.box_pad_px[0].sum() == 0
     assert info["widen_thin"]["pad_px_at_imgsz"]["bar"][0] == pytest.approx(float(criterion.box_pad_px[BAR, 0]), abs=1e-3)
 
