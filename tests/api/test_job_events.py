@@ -33,6 +33,20 @@ def read_stream(client, job_id: str, headers: dict | None = None, **params) -> t
     return retries, events
 
 
+# what run_two_epochs_then_finish logs: (kind, stage index, state or epoch)
+LOGGED = [
+    ("stage", 0, "running"),
+    ("state", None, "running"),
+    ("epoch", 0, 1),
+    ("epoch", 0, 2),
+    ("stage", 0, "succeeded"),
+    ("stage", 1, "queued"),
+    ("stage", 1, "running"),
+    ("stage", 1, "succeeded"),
+    ("state", None, "succeeded"),
+]
+
+
 def run_two_epochs_then_finish(job_id: str) -> None:
     """What a worker writes for a train stage of 2 epochs and an evaluate stage, through the same functions."""
     with session_scope() as session:
@@ -74,18 +88,7 @@ def test_resuming_from_zero_replays_the_whole_log_in_order(client, pipeline):
     described = [
         (e["event"], e["data"].get("stage_index"), e["data"].get("state") or e["data"].get("epoch")) for e in events
     ]
-    assert described == [
-        ("stage", 0, "running"),
-        ("state", None, "running"),
-        ("epoch", 0, 1),
-        ("epoch", 0, 2),
-        ("stage", 0, "succeeded"),
-        ("stage", 1, "queued"),
-        ("stage", 1, "running"),
-        ("stage", 1, "succeeded"),
-        ("state", None, "succeeded"),
-        ("end", None, None),
-    ]
+    assert described == [*LOGGED, ("end", None, None)]
     ids = [e["id"] for e in events[:-1]]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert events[3]["data"]["values"]["metrics/mAP50(B)"] == pytest.approx(0.2)
@@ -177,14 +180,4 @@ def test_on_postgresql_events_are_read_only_once_settled(postgres):
     with session_scope() as session:
         settled = events.read_after(session, job_id, 0)
         assert events.last_id(session, job_id) == settled[-1].id
-    assert [(e.kind, e.stage_index, e.data.get("state") or e.data.get("epoch")) for e in settled] == [
-        ("stage", 0, "running"),
-        ("state", None, "running"),
-        ("epoch", 0, 1),
-        ("epoch", 0, 2),
-        ("stage", 0, "succeeded"),
-        ("stage", 1, "queued"),
-        ("stage", 1, "running"),
-        ("stage", 1, "succeeded"),
-        ("state", None, "succeeded"),
-    ]
+    assert [(e.kind, e.stage_index, e.data.get("state") or e.data.get("epoch")) for e in settled] == LOGGED

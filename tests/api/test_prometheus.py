@@ -3,7 +3,6 @@ is labelled by route template."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import timedelta
 
@@ -186,32 +185,10 @@ def test_a_database_that_does_not_answer_still_gives_a_scrape(anonymous, monkeyp
 
 
 @pytest.mark.production
-def test_snapshot_on_postgresql(monkeypatch, tmp_path):
+def test_snapshot_on_postgresql(postgres):
     """The same numbers from PostgreSQL (the duration arithmetic is written per dialect)."""
-    import psycopg
+    from api.prometheus import read_snapshot
 
-    name = f"stagerun_metrics_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True, connect_timeout=5)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    for key in list(os.environ):
-        if key.startswith("STAGERUN_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("STAGERUN_HOME", str(tmp_path / "var"))
-    monkeypatch.setenv("STAGERUN_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    from tests.conftest import reset_caches
-
-    reset_caches()
-    try:
-        from api.prometheus import read_snapshot
-        from shared import migrate
-        from shared.db import get_engine
-
-        migrate.upgrade()
-        with session_scope() as session:
-            populate(session)
-            check_populated_snapshot(read_snapshot(session.connection()))
-        get_engine().dispose()
-    finally:
-        reset_caches()
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with session_scope() as session:
+        populate(session)
+        check_populated_snapshot(read_snapshot(session.connection()))
