@@ -10,7 +10,18 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.log_context import JobLogContext
 from api.prometheus import RequestLatency, new_registry
-from api.routes import artifacts, compare, datasets, hard_examples, health, jobs, presets, prometheus, tokens
+from api.routes import (
+    artifacts,
+    compare,
+    datasets,
+    hard_examples,
+    health,
+    jobs,
+    presets,
+    prometheus,
+    searches,
+    tokens,
+)
 from api.ui import pages
 from shared import log_format
 from shared.settings import get_settings
@@ -34,7 +45,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(prometheus.router)
     v1 = APIRouter(prefix=API_V1)  # the one place the version prefix is set: every resource router hangs here
-    for resource in (jobs, artifacts, datasets, hard_examples, compare, presets, tokens):
+    for resource in (jobs, searches, artifacts, datasets, hard_examples, compare, presets, tokens):
         v1.include_router(resource.router)
     app.include_router(v1)
     app.include_router(pages.router)  # the dashboard: /, /ui/jobs/{id}, /ui/compare, /ui/login

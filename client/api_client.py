@@ -67,14 +67,34 @@ def rerun(job_id: str, from_stage: int, body: dict) -> dict:
 
 def list_jobs(
     state: str | None = None, tags: list[str] | None = None, name: str | None = None, owner: str | None = None,
-    limit: int = 50, offset: int = 0,
+    limit: int = 50, offset: int = 0, parent: str | None = None, top_level: bool = False,
 ) -> dict:
     params: dict = {"limit": limit, "offset": offset}
-    for key, value in (("state", state), ("tag", tags or None), ("name", name), ("owner", owner)):
+    if top_level:
+        params["top_level"] = "true"
+    for key, value in (("state", state), ("tag", tags or None), ("name", name), ("owner", owner), ("parent", parent)):
         if value is not None:
             params[key] = value
     with _client() as client:
         return _check(client.get("/v1/jobs", params=params)).json()
+
+
+def fetch_search(job_id: str, stage: int | None = None) -> dict:
+    params = None if stage is None else {"stage": stage}
+    with _client() as client:
+        return _check(client.get(f"/v1/jobs/{job_id}/search", params=params)).json()
+
+
+def submit_best_trial(job_id: str, stage: int | None = None) -> dict:
+    params = None if stage is None else {"stage": stage}
+    with _client() as client:
+        return _check(client.post(f"/v1/jobs/{job_id}/search/best", params=params)).json()
+
+
+def fetch_kfold(job_id: str, stage: int | None = None) -> dict:
+    params = None if stage is None else {"stage": stage}
+    with _client() as client:
+        return _check(client.get(f"/v1/jobs/{job_id}/kfold", params=params)).json()
 
 
 def cancel(job_id: str) -> dict:

@@ -21,6 +21,8 @@ from client.api_client import (
     download,
     fetch_dataset,
     fetch_job,
+    fetch_kfold,
+    fetch_search,
     list_datasets,
     list_jobs,
     logs,
@@ -28,6 +30,7 @@ from client.api_client import (
     rerun,
     resume,
     submit,
+    submit_best_trial,
 )
 from client.local_commands import (
     cmd_dataset_check,
@@ -188,7 +191,8 @@ def cmd_watch(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    page = list_jobs(args.state, args.tag, args.name, args.owner, args.limit)
+    page = list_jobs(args.state, args.tag, args.name, args.owner, args.limit, parent=args.parent,
+                     top_level=args.top_level)
     rows = [
         (job["id"], _shorten(job["name"], 40), job["state"], job["progress"] or "", _when(job["created_at"]))
         for job in page["items"]
@@ -249,6 +253,64 @@ def cmd_dataset_list(args) -> int:
 def cmd_dataset_show(args) -> int:
     dataset = fetch_dataset(args.dataset_id.removeprefix("dataset:"))
     print(json.dumps(dataset, indent=2) if args.json else _dataset_line(dataset))
+    return 0
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def cmd_search(args) -> int:
+    if args.submit_best:
+        job = submit_best_trial(args.job_id, args.stage)
+        print(f"job {job['id']} submitted: the best trial's train and evaluate stages ({job['progress']})")
+        return 0
+    view = fetch_search(args.job_id, args.stage)
+    if args.json:
+        print(json.dumps(view, indent=2))
+        return 0
+    objective = view["objective"]
+    target = objective["metric"] + (f" of {objective['class']}" if objective.get("class") else "")
+    print(f"search (stage {view['stage_index']}), {view['state']}: {len(view['trials'])}/{view['trials_planned']} "
+          f"trials, {view['parallel']} at a time, maximizing {target} on {objective['split']}")
+    names = sorted({name for trial in view["trials"] for name in trial["params"]})
+    rows = [
+        (str(t["number"]), t["state"], _value(t["value"]), *(_value(t["params"].get(n)) for n in names),
+         _value(t["epochs"]), t["job_id"] or "-")
+        for t in view["trials"]
+    ]
+    if rows:
+        print(_table(("trial", "state", "value", *names, "epochs", "job"), rows))
+    best = view["best"]
+    if best is not None:
+        params = ", ".join(f"{k}={_value(v)}" for k, v in best["params"].items())
+        print(f"best: trial {best['number']}, {target} {best['value']:.4f} ({params}); job {best['job_id']}")
+    if view["importance"]:
+        print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in view["importance"].items()))
+    return 0
+
+
+def cmd_kfold(args) -> int:
+    view = fetch_kfold(args.job_id, args.stage)
+    if args.json:
+        print(json.dumps(view, indent=2))
+        return 0
+    print(f"k-fold (stage {view['stage_index']}), {view['state']}: {len(view['folds'])}/{view['k']} folds")
+    rows = [(str(f["fold"]), f["state"], _value((f["overall"] or {}).get("mAP50")),
+             _value((f["overall"] or {}).get("mAP50-95")), f["job_id"]) for f in view["folds"]]
+    if rows:
+        print(_table(("fold", "state", "mAP50", "mAP50-95", "job"), rows))
+    summary = view["summary"]
+    if summary:
+        def spread(cell: dict | None) -> str:
+            return "-" if cell is None else f"{cell['mean']:.3f} ± {cell['std']:.3f}"
+
+        table = [("all", *(spread(summary["overall"][m]) for m in ("mAP50", "mAP50-95", "precision", "recall")))]
+        table += [(row["name"], *(spread(row[m]) for m in ("mAP50", "mAP50-95", "precision", "recall")))
+                  for row in summary["per_class"]]
+        print(_table(("class", "mAP50", "mAP50-95", "precision", "recall"), table))
     return 0
 
 
@@ -484,7 +546,20 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_parser.add_argument("--name", help="only jobs whose name holds this (any case)")
     jobs_parser.add_argument("--owner", help="only this owner's jobs (an admin token sees every owner's)")
     jobs_parser.add_argument("--limit", type=int, default=50, help="at most this many (1..200, default 50)")
+    jobs_parser.add_argument("--parent", help="only the child jobs (search trials, k-fold folds) of this job")
+    jobs_parser.add_argument("--top-level", action="store_true", help="only jobs that are no other job's child")
     jobs_parser.set_defaults(func=cmd_jobs)
+    search_parser = sub.add_parser("search", help="a search stage's trials, best trial and parameter importances")
+    search_parser.add_argument("job_id")
+    search_parser.add_argument("--stage", type=int, help="the search stage's index (default: the job's first)")
+    search_parser.add_argument("--submit-best", action="store_true", help="submit the best trial as a new job")
+    search_parser.add_argument("--json", action="store_true")
+    search_parser.set_defaults(func=cmd_search)
+    kfold_parser = sub.add_parser("kfold", help="a k-fold stage's folds and each class's mean and spread")
+    kfold_parser.add_argument("job_id")
+    kfold_parser.add_argument("--stage", type=int, help="the k-fold stage's index (default: the job's first)")
+    kfold_parser.add_argument("--json", action="store_true")
+    kfold_parser.set_defaults(func=cmd_kfold)
     logs_parser = sub.add_parser("logs", help="what a job's stages printed (ANSI codes and bar redraws removed)")
     logs_parser.add_argument("job_id")
     logs_parser.add_argument("--stage", type=int, help="one stage's log (from 0); default: every stage's")

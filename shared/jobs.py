@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 from pydantic import ValidationError
@@ -14,13 +16,15 @@ from sqlalchemy import Text, bindparam, cast, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from shared import fanout, studies
 from shared.auth import Principal
 from shared.datasets.check import check_dataset
 from shared.db import get_engine
 from shared.errors import Conflict, IllegalTransition, InvalidSpec, NotFound, PathOutsideRoot
 from shared.models import Job, MetricRow, Stage, as_utc, utcnow
-from shared.references import DatasetRef, ModelRef, resolve_dataset, resolve_model
+from shared.references import DatasetRef, ModelRef, is_fold_ref, resolve_dataset, resolve_model
 from shared.schemas import JobCreate, JobPublic, Links, MetricRowPublic, StagePublic
+from shared.schemas.jobs import ParentRef
 from shared.settings import Settings
 from shared.stage_kinds import Product, SubmitContext, kind, produces
 from shared.stage_kinds.chaining import input_producers
@@ -70,12 +74,14 @@ def create_job(
     principal: Principal,
     idempotency_key: str | None = None,
     reuse: Sequence[Stage] = (),
+    parent: tuple[str, int, int] | None = None,
 ) -> tuple[Job, bool]:
     """Validate and store a job owned by ``principal``; its first stage to run is queued. Returns (job, created).
 
     A repeated Idempotency-Key with the same body returns the first job; with another body, 409. ``reuse``: succeeded
     stages of an earlier job that stand for this job's first stages (a re-run): they start succeeded, their results
-    and folder those of the earlier stage, so later stages read the same files (nothing is copied)."""
+    and folder those of the earlier stage, so later stages read the same files (nothing is copied). ``parent``:
+    (job id, stage index, child index) of the fan-out stage this job is a child of (shared/fanout.py)."""
     digest = request_hash(spec)
     stored_key = None if idempotency_key is None else owner_idempotency_key(principal.owner, idempotency_key)
     if stored_key is not None:
@@ -87,7 +93,8 @@ def create_job(
     dataset = resolve_dataset(settings, spec.dataset, session=session, principal=principal)
     model = resolve_model(settings, session, spec.model, principal=principal)
     check_pipeline(spec, dataset, model)
-    check_dataset(dataset, spec.dataset, settings.dataset_max_images)
+    if not is_fold_ref(spec.dataset):  # a fold lists files of a dataset its k-fold stage's job passed this gate with
+        check_dataset(dataset, spec.dataset, settings.dataset_max_images)
     now = utcnow()
     job = Job(
         name=spec.name or f"{spec.stages[0].type}-{now:%Y%m%d-%H%M%S}",
@@ -101,6 +108,8 @@ def create_job(
         created_at=now,
         owner=principal.owner,
     )
+    if parent is not None:
+        job.parent_job_id, job.parent_stage_index, job.child_index = parent
     session.add(job)
     session.flush()
     for index, stage_spec in enumerate(spec.stages):
@@ -223,10 +232,13 @@ def list_jobs(
     tags: Sequence[str] = (),
     name: str | None = None,
     owner: str | None = None,
+    parent: str | None = None,
+    top_level: bool = False,
 ) -> tuple[list[Job], int]:
     """A page of the jobs ``principal`` may see, newest first, and how many there are in all. ``tags``: jobs
     carrying every one of them; ``name``: a case-insensitive part of the name; ``owner``: one owner's jobs (only
-    an admin sees other owners', so anyone else naming another owner gets nothing).
+    an admin sees other owners', so anyone else naming another owner gets nothing); ``parent``: the child jobs
+    (search trials, k-fold folds) of that job; ``top_level``: only jobs that are no job's child.
 
     Filtered in SQL, the same on SQLite and PostgreSQL: a tag is looked for as its quoted JSON string in the
     text of the ``tags`` JSON array. That is exact because a tag cannot hold a quote, a backslash, a comma or a
@@ -242,21 +254,39 @@ def list_jobs(
         query = query.where(cast(Job.tags, Text).contains(json.dumps(tag), autoescape=True))
     if name:
         query = query.where(Job.name.icontains(name, autoescape=True))
+    if parent is not None:
+        query = query.where(Job.parent_job_id == parent)
+    if top_level:
+        query = query.where(Job.parent_job_id.is_(None))
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = query.options(selectinload(Job.stages)).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
     jobs = session.scalars(page).all()
     return list(jobs), count
 
 
-def delete_job(session: Session, settings: Settings, job: Job, keep_artifacts: bool = False) -> None:
+def delete_job(session: Session, settings: Settings, job: Job, keep_artifacts: bool = False) -> list[str]:
     """Forget a finished job: its row, its stages and their metric rows, and (unless ``keep_artifacts``) its folder
     ``jobs/<id>/`` under the artifacts root. The caller has checked that the principal may see the job.
 
     Refused (409) for a queued or running job (cancel it first), for a job another job's stage reuses the
     outputs of (a re-run: that stage's folder is in this job's; unless ``keep_artifacts``), and for a job an
     unfinished job starts from (model ``job:<id>``, or a file in this job's folder unless ``keep_artifacts``).
-    The delete is a compare-and-set on the job's state, so a job resumed meanwhile is not deleted."""
+    The delete is a compare-and-set on the job's state, so a job resumed meanwhile is not deleted. A child job
+    (search trial, k-fold fold) is deleted only with its parent, which takes its children along. Returns the ids
+    of the jobs deleted."""
     _check_deletable(job.id, job.state)
+    if job.parent_job_id is not None and session.get(Job, job.parent_job_id) is not None:
+        raise Conflict(
+            f"job {job.id} is child {job.child_index} of stage {job.parent_stage_index} of job {job.parent_job_id}, "
+            "whose results point into it; delete that job (it deletes its children)",
+            field="job_id",
+        )
+    for kid in fanout.children(session, job.id):
+        _check_deletable(kid.id, kid.state)
+    searches = [stage.index for stage in job.stages if stage.type == "search"]
+    child_folders: list[str] = []
+    for kid in fanout.children(session, job.id):
+        child_folders += _delete_child(session, kid)
     folder = job_dir_rel(job.id)
     if not keep_artifacts:
         reuser = session.execute(
@@ -303,12 +333,31 @@ def delete_job(session: Session, settings: Settings, job: Job, keep_artifacts: b
         raise Conflict(f"job {job_id} changed while it was being deleted; try again", field="job_id")
     session.commit()
     session.expunge_all()
+    deleted_ids = [job_id, *(Path(f).name for f in child_folders)]
+    for index in searches:  # the study goes with its job; a storage that is away leaves it, harmlessly
+        with contextlib.suppress(Exception):
+            studies.delete_study(settings, job_id, index)
     if not keep_artifacts:
-        try:
-            target = safe_resolve(settings.artifacts_root, folder, what="job folder")
-        except (NotFound, PathOutsideRoot):
-            return
-        shutil.rmtree(target, ignore_errors=True)
+        for removed in (*child_folders, folder):
+            try:
+                target = safe_resolve(settings.artifacts_root, removed, what="job folder")
+            except (NotFound, PathOutsideRoot):
+                continue
+            shutil.rmtree(target, ignore_errors=True)
+    return deleted_ids
+
+
+def _delete_child(session: Session, kid: Job) -> list[str]:
+    """A child goes with its parent: its own children and its rows. Returns the folders to remove once committed."""
+    folders = [job_dir_rel(kid.id)]
+    for grandchild in fanout.children(session, kid.id):
+        folders += _delete_child(session, grandchild)
+    stage_ids = select(Stage.id).where(Stage.job_id == kid.id).scalar_subquery()
+    unsynchronized = {"synchronize_session": False}
+    session.execute(delete(MetricRow).where(MetricRow.stage_id.in_(stage_ids)).execution_options(**unsynchronized))
+    session.execute(delete(Stage).where(Stage.job_id == kid.id).execution_options(**unsynchronized))
+    session.execute(delete(Job).where(Job.id == kid.id).execution_options(**unsynchronized))
+    return folders
 
 
 def _check_deletable(job_id: str, state: str) -> None:
@@ -321,15 +370,25 @@ def _check_deletable(job_id: str, state: str) -> None:
 
 
 def request_cancel(session: Session, job: Job) -> Job:
-    """Ask a job to stop (shared/states.py ``cancel_job``) and commit."""
+    """Ask a job to stop (shared/states.py ``cancel_job``), and its child jobs with it (a search's trials, a
+    k-fold's folds), and commit."""
     cancel_job(session, job)
+    fanout.cancel_children(session, job)
     session.commit()
     return job
 
 
 def resume(session: Session, job: Job) -> Stage:
     """Queue a failed or cancelled job again from its first unfinished stage (train stages continue from
-    their last.pt). Returns the stage to send to the broker; 409 for a job in any other state."""
+    their last.pt). Returns the stage to send to the broker; 409 for a job in any other state, and while child
+    jobs it cancelled are still stopping (the resumed stage resumes the children that stopped with it)."""
+    stopping = fanout.stopping_children(session, job)
+    if stopping:
+        raise IllegalTransition(
+            f"job {job.id} has {len(stopping)} child job(s) still stopping ({', '.join(stopping[:3])}); "
+            "resume it once they have ended",
+            field="job_id",
+        )
     stage = resume_job(job)
     session.commit()
     return stage
@@ -412,6 +471,9 @@ def job_public(job: Job) -> JobPublic:
         current_stage=current,
         progress=progress,
         best_weights=job.best_weights,
+        parent=None if job.parent_job_id is None else ParentRef(
+            job_id=job.parent_job_id, stage_index=job.parent_stage_index, index=job.child_index
+        ),
         stages=[stage_public(s) for s in job.stages],
         links=links(job.id),
     )

@@ -28,6 +28,9 @@ class Base(DeclarativeBase):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("parent_job_id", "parent_stage_index", "child_index", name="uq_jobs_parent_child"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
     name: Mapped[str] = mapped_column(String(200))
@@ -45,6 +48,13 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     best_weights: Mapped[str | None] = mapped_column(Text, doc="Path relative to the artifacts root.")
     owner: Mapped[str | None] = mapped_column(String(100), index=True, doc="Owner name of the token that made it.")
+    parent_job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"),
+        index=True,
+        doc="Set on a child job: a trial of a search stage or a fold of a k-fold stage of that job.",
+    )
+    parent_stage_index: Mapped[int | None] = mapped_column(Integer, doc="The parent's fan-out stage.")
+    child_index: Mapped[int | None] = mapped_column(Integer, doc="The trial number or fold index.")
 
     stages: Mapped[list[Stage]] = relationship(
         back_populates="job", order_by="Stage.index", cascade="all, delete-orphan"

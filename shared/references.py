@@ -51,8 +51,11 @@ __all__ = [
 def resolve_dataset(
     settings: Settings, dataset: str, *, session: Session | None = None, principal: Principal | None = None
 ) -> DatasetRef:
-    """``dataset`` is a folder (holding data.yaml) or a yaml file, relative to the datasets root, or
-    ``dataset:<id>`` for a registered dataset that ``principal`` may see and that passed validation."""
+    """``dataset`` is a folder (holding data.yaml) or a yaml file, relative to the datasets root,
+    ``dataset:<id>`` for a registered dataset that ``principal`` may see and that passed validation, or
+    ``fold:<job>/<stage>/<fold>`` for a fold a k-fold stage of a job ``principal`` may see wrote."""
+    if dataset.startswith(FOLD_PREFIX):
+        return fold_dataset_ref(settings, dataset, session, principal)
     if dataset.startswith(REGISTERED_PREFIX):
         return registered_dataset_ref(settings, dataset.removeprefix(REGISTERED_PREFIX), session, principal)
     try:
@@ -71,6 +74,42 @@ def resolve_dataset(
     else:
         raise InvalidSpec(f"dataset {dataset!r} is neither a folder nor a yaml file", field="dataset")
     return load_data_yaml(yaml_path, settings.datasets_root, dataset)
+
+
+FOLD_PREFIX = "fold:"
+_FOLD_REF = re.compile(r"^fold:([0-9a-f]{32})/(\d{1,3})/(\d{1,3})$")
+
+
+def is_fold_ref(dataset: str) -> bool:
+    return dataset.startswith(FOLD_PREFIX)
+
+
+def fold_dataset_ref(
+    settings: Settings, dataset: str, session: Session | None, principal: Principal | None
+) -> DatasetRef:
+    """A k-fold stage's fold: train on the other folds' images, val on its own, as list files in the stage's folder
+    (worker/folds.py) over the job's dataset, whose folder must stay under the datasets root."""
+    from shared.models import Stage
+
+    match = _FOLD_REF.match(dataset)
+    if match is None:
+        raise InvalidSpec("a fold is named fold:<job id>/<stage index>/<fold index>", field="dataset")
+    job_id, stage_index, fold = match.group(1), int(match.group(2)), int(match.group(3))
+    if session is None:
+        raise InvalidSpec("a fold reference needs the database", field="dataset")
+    job = session.get(Job, job_id)
+    if job is None or (principal is not None and not principal.can_see(job.owner)):
+        raise InvalidSpec(f"dataset {dataset!r}: job {job_id} not found", field="dataset")
+    stage = session.query(Stage).filter_by(job_id=job_id, index=stage_index).one_or_none()
+    if stage is None or stage.type != "kfold":
+        raise InvalidSpec(f"dataset {dataset!r}: stage {stage_index} of job {job_id} is not a kfold stage",
+                          field="dataset")
+    fold_dir = safe_resolve(settings.artifacts_root, stage.dir, what="dataset") / "folds" / f"fold-{fold}"
+    yaml_path = fold_dir / "data.yaml"
+    if not yaml_path.is_file():
+        raise InvalidSpec(f"dataset {dataset!r}: that fold has not been written", field="dataset")
+    return load_data_yaml(yaml_path, (fold_dir, settings.datasets_root.resolve()), dataset,
+                          "the fold's folder and the datasets root")
 
 
 @lru_cache

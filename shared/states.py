@@ -4,6 +4,9 @@ Job:   queued -> running -> succeeded | failed | cancelled | gated   (queued -> 
        gated: a stage's gate failed (shared/gates.py); the stages after it are skipped
 Stage: pending -> queued -> running -> succeeded | failed | cancelled
        pending -> cancelled | skipped   (a stage after a failed or cancelled one never runs)
+       running -> waiting -> queued     (a fan-out stage (search, k-fold) whose child jobs run: no worker holds
+                                         it; a child's end queues it again to take the next step)
+       waiting -> cancelled
        running -> queued                (re-queued: its worker's lease expired, its process was killed, or its
                                          gate failed with on_fail retry)
        succeeded at creation            (a re-run job's stage reusing an earlier job's outputs)
@@ -45,6 +48,7 @@ class StageState(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    WAITING = "waiting"
 
     def is_terminal(self) -> bool:
         return self in TERMINAL_STAGE_STATES
@@ -65,7 +69,10 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 STAGE_TRANSITIONS: dict[StageState, frozenset[StageState]] = {
     StageState.PENDING: frozenset({StageState.QUEUED, StageState.CANCELLED, StageState.SKIPPED}),
     StageState.QUEUED: frozenset({StageState.RUNNING, StageState.CANCELLED, StageState.FAILED}),
-    StageState.RUNNING: frozenset({StageState.SUCCEEDED, StageState.FAILED, StageState.CANCELLED, StageState.QUEUED}),
+    StageState.RUNNING: frozenset(
+        {StageState.SUCCEEDED, StageState.FAILED, StageState.CANCELLED, StageState.QUEUED, StageState.WAITING}
+    ),
+    StageState.WAITING: frozenset({StageState.QUEUED, StageState.CANCELLED}),
     StageState.SUCCEEDED: frozenset(),
     StageState.FAILED: frozenset(),
     StageState.CANCELLED: frozenset(),
@@ -140,6 +147,7 @@ def claim_stage(session: Session, stage_id: int, worker_id: str) -> bool:
 
 
 RESUMABLE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELLED})
+CANCELLABLE_AT_ONCE = (StageState.PENDING.value, StageState.QUEUED.value, StageState.WAITING.value)
 
 
 def later_stages(job: Job, stage: Stage) -> list[Stage]:
@@ -172,6 +180,31 @@ def stage_gated(job: Job, stage: Stage, reason: str, now: datetime | None = None
     move_job(job, JobState.GATED, error=f"stage {stage.index + 1} ({stage.type}): {reason}", now=now)
 
 
+def stage_waiting(stage: Stage, now: datetime | None = None) -> None:
+    """A running fan-out stage handed its work to child jobs: it waits, held by no worker, until one ends."""
+    move_stage(stage, StageState.WAITING, now=now)
+    stage.worker_id = None
+
+
+def wake_stage(session: Session, stage_id: int, now: datetime | None = None) -> bool:
+    """Queue a waiting stage again (one of its child jobs ended). Compare-and-set, so two children ending at
+    once queue it once; False when it was not waiting (it runs now and will look at its children itself, or
+    it was cancelled). The caller commits and enqueues."""
+    now = now or utcnow()
+    result = session.execute(
+        update(Stage)
+        .where(Stage.id == stage_id, Stage.state == StageState.WAITING.value)
+        .values(state=StageState.QUEUED.value, queued_at=now, worker_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    stage = session.get(Stage, stage_id)
+    session.refresh(stage)
+    events.stage_changed(session, stage)
+    return True
+
+
 def run_again(stage: Stage, now: datetime | None = None) -> None:
     """A running stage goes back to the queue to run once more (its process was killed from outside, or its gate
     failed with on_fail retry); no worker holds it."""
@@ -199,7 +232,7 @@ def cancel_job(session: Session, job: Job, now: datetime | None = None) -> None:
     job.cancel_requested_at = job.cancel_requested_at or now
     cancelled = session.scalars(
         update(Stage)
-        .where(Stage.job_id == job.id, Stage.state.in_([StageState.PENDING.value, StageState.QUEUED.value]))
+        .where(Stage.job_id == job.id, Stage.state.in_(CANCELLABLE_AT_ONCE))
         .values(state=StageState.CANCELLED.value, finished_at=now)
         .returning(Stage.id)
         .execution_options(synchronize_session=False)

@@ -15,9 +15,9 @@ pytest_plugins = ["tests.api_clients"]
 
 def reset_caches() -> None:
     """Settings, engines and the Celery app are cached per process; tests change the environment."""
-    from shared import db, queue, settings
+    from shared import db, queue, settings, studies
 
-    for cached in (settings.get_settings, db.get_engine, db._session_factory, queue.get_celery):
+    for cached in (settings.get_settings, db.get_engine, db._session_factory, queue.get_celery, studies._storage):
         cached.cache_clear()
     try:  # the API's caches follow the settings (they are absent where api/ is not imported)
         from api import deps, limits

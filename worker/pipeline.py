@@ -20,7 +20,7 @@ from shared.settings import get_settings
 from shared.states import JobState, StageState, claim_stage, move_job
 from worker.reporting import with_retry
 from worker.settle import finish_stage
-from worker.stages.base import EXIT_FAILED, EXIT_SUCCEEDED
+from worker.stages.base import EXIT_FAILED, EXIT_SUCCEEDED, EXIT_WAITING
 from worker.supervisor import describe_exit, launch, run_stage_process
 
 __all__ = ["execute_stage", "finish_stage", "launch", "requeue_queued_stages", "run_job_locally", "worker_id"]
@@ -68,10 +68,12 @@ def _run_claimed(settings, stage_id: int, stage_dir, job_id: str, me: str, enque
         returncode = EXIT_FAILED
     if returncode is None:
         return "lease-lost"
-    next_stage_id = finish_stage(settings, stage_id, returncode, me)
-    if next_stage_id is not None:
+    to_enqueue = finish_stage(settings, stage_id, returncode, me)
+    for next_stage_id in to_enqueue:
         enqueue(next_stage_id)
-    if next_stage_id == stage_id:
+    if returncode == EXIT_WAITING:
+        return "waiting for its child jobs" if stage_id not in to_enqueue else "child jobs ended; queued again"
+    if stage_id in to_enqueue:
         return f"{describe_exit(returncode)}; queued again"
     return "succeeded" if returncode == EXIT_SUCCEEDED else describe_exit(returncode)
 

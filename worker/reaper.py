@@ -16,10 +16,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from shared import fanout
 from shared.db import session_scope
 from shared.models import Stage, as_utc, utcnow
 from shared.settings import Settings
-from shared.states import StageState, take_back_lost_stage
+from shared.states import StageState, take_back_lost_stage, wake_stage
 from worker.summary import write_summary
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class ReapReport:
     failed: list[int] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)
+    woken: list[int] = field(default_factory=list)
 
 
 class Reaper:
@@ -46,7 +48,8 @@ class Reaper:
         report = ReapReport()
         self._take_back_lost(report)
         self._resend_unclaimed(report)
-        for stage_id in report.requeued + report.resent:
+        self._wake_waiting(report)
+        for stage_id in report.requeued + report.resent + report.woken:
             self.enqueue(stage_id)
             self._last_sent[stage_id] = time.monotonic()
         return report
@@ -90,6 +93,18 @@ class Reaper:
             sent_ago = time.monotonic() - self._last_sent.get(stage_id, float("-inf"))
             if waited >= wait_s and sent_ago >= wait_s:
                 report.resent.append(stage_id)
+
+    def _wake_waiting(self, report: ReapReport) -> None:
+        """A fan-out stage waiting on a child that has ended (a child failed by this reaper, or a settle step
+        that died between the two writes): queue it again."""
+        with session_scope() as session:
+            waiting = session.scalars(select(Stage).where(Stage.state == StageState.WAITING.value)).all()
+            for stage in waiting:
+                if fanout.ended_while_running(session, (stage.info or {}).get("waiting_on", [])) and wake_stage(
+                    session, stage.id
+                ):
+                    report.woken.append(stage.id)
+            session.commit()
 
     def run_forever(self) -> None:
         while not self._stop.wait(self.settings.reaper_interval_s):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from shared import fanout
 from shared.db import session_scope
 from shared.gates import judge, previous_value
 from shared.models import Job, Stage, utcnow
@@ -26,8 +27,9 @@ from shared.states import (
     settle_job_after_stage,
     stage_gated,
     stage_succeeded,
+    stage_waiting,
 )
-from worker.stages.base import EXIT_CANCELLED, EXIT_SUCCEEDED
+from worker.stages.base import EXIT_CANCELLED, EXIT_SUCCEEDED, EXIT_WAITING
 from worker.summary import write_summary
 from worker.supervisor import describe_exit
 
@@ -44,20 +46,25 @@ def _log_tail(path: Path) -> str:
         return strip_ansi(handle.read().decode("utf-8", "replace"))
 
 
-def finish_stage(settings: Settings, stage_id: int, returncode: int, me: str | None = None) -> int | None:
-    """Record how a stage ended and move the job on. Returns the id of the stage to run next (the same stage
-    when it runs again). With ``me``, only a stage this worker still holds the lease on."""
+def finish_stage(settings: Settings, stage_id: int, returncode: int, me: str | None = None) -> list[int]:
+    """Record how a stage ended and move the job on. Returns the ids of the stages to send to the broker: the next
+    stage (the same stage when it runs again), a fan-out stage's children, a parent stage woken by this job's end.
+    With ``me``, only a stage this worker still holds the lease on."""
     with session_scope() as session:
         stage = session.get(Stage, stage_id)
         job = stage.job
+        fanout.parent_stage(session, job, lock=True)  # before this job's end is written: see shared/fanout.py
         if stage.state != StageState.RUNNING.value or (me is not None and stage.worker_id != me):
             log.warning("stage %s is %s (worker %s), not ours; leaving it", stage_id, stage.state, stage.worker_id)
-            return None
+            return []
         produced = (stage.results or {}).get(Product.WEIGHTS.results_key)
         if produced and produces(stage.type, Product.WEIGHTS):
             job.best_weights = produced
+        to_enqueue: list[int] = []
         next_stage = None
-        if returncode == EXIT_SUCCEEDED:
+        if returncode == EXIT_WAITING:
+            to_enqueue += _after_waiting(session, job, stage)
+        elif returncode == EXIT_SUCCEEDED:
             next_stage = _after_success(settings, job, stage)
         elif returncode == EXIT_CANCELLED or job.cancel_requested_at is not None:
             move_stage(stage, StageState.CANCELLED)
@@ -75,9 +82,40 @@ def finish_stage(settings: Settings, stage_id: int, returncode: int, me: str | N
             move_stage(stage, StageState.FAILED, error=error)
             settle_job_after_stage(job, stage)
         session.flush()
+        if next_stage is not None:
+            to_enqueue.insert(0, next_stage.id)
         if JobState(job.state).is_terminal():
+            to_enqueue += _after_job_end(session, job)
             write_summary(settings, job)
-        return None if next_stage is None else next_stage.id
+        return to_enqueue
+
+
+def _after_waiting(session, job: Job, stage: Stage) -> list[int]:
+    """A fan-out stage handed its work to child jobs: it waits for them, or runs again at once when one of them
+    ended while it was looking (the row is written first, so a child ending now sees it waiting and wakes it)."""
+    if job.cancel_requested_at is not None:
+        move_stage(stage, StageState.CANCELLED)
+        settle_job_after_stage(job, stage)
+        return []
+    stage_waiting(stage)
+    session.flush()
+    if fanout.ended_while_running(session, (stage.info or {}).get("waiting_on", [])):
+        move_stage(stage, StageState.QUEUED)
+        return [stage.id]
+    return fanout.queued_child_stages(session, job.id, stage.index)
+
+
+def _after_job_end(session, job: Job) -> list[int]:
+    """A job ended: a parent waiting on it wakes; a parent that failed stops its children."""
+    if job.state != JobState.SUCCEEDED.value:
+        fanout.cancel_children(session, job)
+    pruned = next(((s.info or {}).get("pruned") for s in job.stages if (s.info or {}).get("pruned")), None)
+    if pruned is not None and job.state == JobState.CANCELLED.value:
+        job.error = f"pruned by its search: {pruned['reason']}"
+    else:
+        fanout.note_parent_cancel(session, job)
+    woken = fanout.wake_parent(session, job)
+    return [] if woken is None else [woken]
 
 
 def _after_success(settings: Settings, job: Job, stage: Stage) -> Stage | None:

@@ -3,7 +3,7 @@
 Celery's prefork children are daemonic and may not start children, so a DataLoader with workers
 inside a task would die; a plain subprocess may. It also gives a clean GPU after every stage, cancel
 by signal as a last resort, and a crash that kills one stage rather than the worker.
-Exit status: 0 succeeded, 3 cancelled, anything else failed (the error text is on the stage)."""
+Exit status: 0 succeeded, 3 cancelled, 4 waiting for its child jobs, anything else failed (the error text is on the stage)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,15 @@ from shared.states import StageState
 from shared.storage import safe_resolve
 from worker.reporting import StageReporter
 from worker.stages import RUNNERS
-from worker.stages.base import EXIT_CANCELLED, EXIT_FAILED, EXIT_SUCCEEDED, StageCancelled, StageContext
+from worker.stages.base import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_SUCCEEDED,
+    EXIT_WAITING,
+    StageCancelled,
+    StageContext,
+    StageWaiting,
+)
 from worker.ultralytics_ext.offline import prepare_offline
 
 log = logging.getLogger("stagerun.stage")
@@ -169,6 +177,10 @@ def run(stage_id: int) -> int:
     except StageCancelled as exc:
         log.info("stage %s cancelled: %s", stage_id, exc)
         return EXIT_CANCELLED
+    except StageWaiting as exc:
+        log.info("stage %s: %s", stage_id, exc)
+        reporter.record("waiting_on", exc.waiting_on)
+        return EXIT_WAITING
     except Exception as exc:  # a failed stage records its error and fails the job; the worker lives on
         traceback.print_exc()
         reporter.error(describe_failure(exc, context.stage_dir))

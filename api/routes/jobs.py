@@ -92,12 +92,18 @@ def list_jobs(
             "another owner's list is empty.",
         ),
     ] = None,
+    parent: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="Only the child jobs (search trials, k-fold folds) of this job."),
+    ] = None,
+    top_level: Annotated[bool, Query(description="Only jobs that are no other job's child.")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JobsPublic:
     """Jobs newest first, filtered; ``count`` is how many match in all, whatever the page."""
     items, count = jobs.list_jobs(
-        session, principal, state.value if state else None, limit, offset, tags=tag or (), name=name, owner=owner
+        session, principal, state.value if state else None, limit, offset, tags=tag or (), name=name, owner=owner,
+        parent=parent, top_level=top_level,
     )
     return JobsPublic(items=[jobs.job_public(j) for j in items], count=count, limit=limit, offset=offset)
 
@@ -132,9 +138,13 @@ def delete_job(
 ) -> Response:
     """Forget a finished job: its stages and metrics, and its artifact folder unless ``keep_artifacts``. 409 for a
     queued or running job (cancel it first), for a job whose outputs a re-run job reuses (that job is named:
-    delete it first, or keep the artifacts), and for a job an unfinished job starts from (``job:<id>``)."""
-    jobs.delete_job(session, settings, jobs.get_job(session, job_id, principal), keep_artifacts=keep_artifacts)
-    job_cache().drop(job_id)
+    delete it first, or keep the artifacts), for a job an unfinished job starts from (``job:<id>``), and for a
+    search trial or k-fold fold (delete its parent: a job takes its child jobs along)."""
+    deleted = jobs.delete_job(
+        session, settings, jobs.get_job(session, job_id, principal), keep_artifacts=keep_artifacts
+    )
+    for gone in deleted:
+        job_cache().drop(gone)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -121,6 +121,14 @@ class StagePublic(BaseModel):
     eta_s: float | None
 
 
+class ParentRef(BaseModel):
+    """Where a child job comes from: trial or fold ``index`` of stage ``stage_index`` of job ``job_id``."""
+
+    job_id: str
+    stage_index: int
+    index: int
+
+
 class JobPublic(BaseModel):
     id: str
     name: str
@@ -138,6 +146,7 @@ class JobPublic(BaseModel):
     current_stage: int | None = Field(description="Index of the stage running now, or next to run.")
     progress: str = Field(description="Human summary, e.g. 'stage 1/2 train: epoch 3/10'.")
     best_weights: str | None
+    parent: ParentRef | None = Field(None, description="Set on a search trial or a k-fold fold: its parent job.")
     stages: list[StagePublic]
     links: Links
 

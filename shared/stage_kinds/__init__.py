@@ -8,10 +8,12 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from shared.stage_kinds import evaluate, export, mine, train
+from shared.stage_kinds import evaluate, export, kfold, mine, search, train
 from shared.stage_kinds.base import Product, StageBase, StageKind, SubmitContext
 
-KINDS: dict[str, StageKind] = {k.type: k for k in (train.KIND, evaluate.KIND, mine.KIND, export.KIND)}
+KINDS: dict[str, StageKind] = {
+    k.type: k for k in (train.KIND, evaluate.KIND, mine.KIND, export.KIND, search.KIND, kfold.KIND)
+}
 STAGE_TYPES: tuple[str, ...] = tuple(KINDS)
 StageSpec = Annotated[Union[tuple(k.spec for k in KINDS.values())], Field(discriminator="type")]  # noqa: UP007
 

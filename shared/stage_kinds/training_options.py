@@ -219,6 +219,18 @@ class TrainingOptions(Options):
         """Fields stagerun implements itself (``freeze`` is Ultralytics' own and passed through)."""
         return set(TrainingOptions.model_fields) - {"freeze"}
 
+    @classmethod
+    def option_models(cls) -> dict[str, type[BaseModel]]:
+        """Options that are models of their own (focal, sampling, thin_assigner, ...), by field name."""
+        import typing
+
+        models: dict[str, type[BaseModel]] = {}
+        for name, info in TrainingOptions.model_fields.items():
+            for candidate in (info.annotation, *typing.get_args(info.annotation)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    models[name] = candidate
+        return models
+
     def class_keys(self) -> list[tuple[str, str]]:
         """Every class a user named, with the field that named it, for checking against the dataset."""
         keys: list[tuple[str, str]] = []

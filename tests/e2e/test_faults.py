@@ -278,3 +278,41 @@ def test_a_worker_cut_off_longer_than_its_lease_gives_its_stage_up(stack, databa
     assert most_at_once <= 1  # the old stage process was gone before the new attempt started
     train = job["stages"][0]
     assert train["attempt"] >= 1 and train["info"].get("resumed"), train
+
+
+def test_a_search_survives_its_worker_killed_mid_trial(stack, database):
+    """The trials are child jobs and the study is in PostgreSQL: a killed worker costs at most the epoch in
+    progress of the trial it was training, and the search ends with every trial."""
+    epochs = 3
+    search = {
+        "type": "search", "trials": 2, "parallel": 2, "seed": 0, "metric": "mAP50", "imgsz": 64,
+        "train": {"epochs": epochs, "imgsz": 64, "batch": 4, "workers": 0, "seed": 0},
+        "space": {"box": {"low": 2.0, "high": 9.0}},
+    }
+    job_id = stack.submit({"name": "search-kill", "dataset": "tiny", "model": "yolov8n.yaml", "stages": [search]})
+
+    def a_trial_trained_an_epoch(job: dict) -> bool:
+        with stack.client() as client:
+            trials = client.get("/v1/jobs", params={"parent": job["id"]}).json()["items"]
+        return any(t["stages"][0]["epoch"] >= 1 and t["stages"][0]["state"] == "running" for t in trials)
+
+    stack.wait_for(job_id, a_trial_trained_an_epoch, timeout_s=300, interval_s=0.2)
+    with stack.client() as client:
+        before = {t["id"]: t["stages"][0]["epoch"] for t in
+                  client.get("/v1/jobs", params={"parent": job_id}).json()["items"]}
+    stack.kill_worker_group()
+    stack.start_worker()
+    job = stack.wait_done(job_id, timeout_s=600)
+    assert job["state"] == "succeeded", job
+    with stack.client() as client:
+        view = client.get(f"/v1/jobs/{job_id}/search").json()
+        trials = client.get("/v1/jobs", params={"parent": job_id}).json()["items"]
+    assert len(view["trials"]) == 2 and {t["state"] for t in view["trials"]} == {"COMPLETE"}
+    assert view["best"]["job_id"] in before
+    for trial in trials:
+        assert trial["state"] == "succeeded"
+        assert stack.rows(trial["id"]) == list(range(1, epochs + 1))  # no gap, no duplicate row
+        for resumed in trial["stages"][0]["info"].get("resumed", []):  # at most the epoch in progress again
+            assert resumed["from_epoch"] >= before[trial["id"]], (resumed, before)
+    print(f"\nsearch worker SIGKILL: epochs done per trial at the kill {sorted(before.values())}, "
+          f"resumed {[t['stages'][0]['info'].get('resumed') for t in trials]}")

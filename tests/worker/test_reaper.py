@@ -150,13 +150,13 @@ def test_a_stage_process_killed_on_its_own_is_queued_again_within_the_budget(emb
     stage_id = first_stage(job_id)
     for attempt in (1, 2):
         claim(stage_id, "worker:a", heartbeat_age_s=0)
-        assert finish_stage(embedded, stage_id, -9, "worker:a") == stage_id
+        assert finish_stage(embedded, stage_id, -9, "worker:a") == [stage_id]
         state, stages = snapshot(job_id)
         assert state != "failed" and stages[0][:2] == ("queued", attempt)
     with session_scope() as session:
         kills = session.get(Stage, stage_id).info["process_killed"]
     assert [(k["attempt"], k["signal"]) for k in kills] == [(1, "SIGKILL"), (2, "SIGKILL")]
     claim(stage_id, "worker:a", heartbeat_age_s=0)
-    assert finish_stage(embedded, stage_id, -9, "worker:a") is None  # the third kill in a row fails it
+    assert finish_stage(embedded, stage_id, -9, "worker:a") == []  # the third kill in a row fails it
     state, stages = snapshot(job_id)
     assert state == "failed" and stages[0][0] == "failed" and "killed by signal SIGKILL" in stages[0][2]

@@ -17,10 +17,20 @@ from worker.reporting import StageReporter
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_CANCELLED = 3
+EXIT_WAITING = 4
+"""A fan-out stage created or is watching child jobs: it waits for them without holding the worker."""
 
 
 class StageCancelled(Exception):
     """Raised by a stage that stopped because its job was cancelled; what it produced is kept."""
+
+
+class StageWaiting(Exception):  # noqa: N818 (an outcome, like StageCancelled, not an error)
+    """Raised by a fan-out stage whose child jobs are still running: the ids it waits on."""
+
+    def __init__(self, waiting_on: list[str]):
+        super().__init__(f"waiting for {len(waiting_on)} child job(s)")
+        self.waiting_on = waiting_on
 
 
 @dataclass

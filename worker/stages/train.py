@@ -16,6 +16,7 @@ from shared.stage_kinds.train import KIND as TRAIN
 from worker.gpu_tiers import pick_tier, scaled_model
 from worker.oom_recovery import MemoryKnobs, is_out_of_memory, next_oom_step
 from worker.stages.base import StageCancelled, StageRunner
+from worker.trial_pruning import TrialPruning
 from worker.ultralytics_ext.metrics import detection_summary
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class _Progress:
     published: set[int] = field(default_factory=set)
     final: dict = field(default_factory=dict)
     cancelled: bool = False
+    pruned: dict | None = None  # a search trial stopped by its pruner (worker/trial_pruning.py)
     epoch: int = 0  # 0-based epoch in progress
     batches: int = 0  # batches of that epoch done
     knobs: MemoryKnobs | None = None
@@ -129,6 +131,7 @@ class TrainRunner(StageRunner):
         oom_steps: list[dict] = reporter.info().get("oom_recovery", [])
         self._reapply_oom_steps(oom_steps, args)
         tensorboard = SummaryWriter(log_dir=str(context.stage_dir / "tensorboard"))
+        self.pruning = TrialPruning.for_stage(context.settings, context.stage_id)
         try:
             while True:
                 resume_at = resume_point(last, spec.epochs)
@@ -156,6 +159,8 @@ class TrainRunner(StageRunner):
             "metrics": progress.final or None,
         }
         reporter.results(results)
+        if progress.pruned is not None:
+            raise StageCancelled(f"pruned by its search: {progress.pruned['reason']}")
         if progress.cancelled or reporter.cancel_requested(force=True):
             raise StageCancelled(f"cancelled after {results['epochs_completed']} epoch(s)")
         if results["weights"] is None:
@@ -218,6 +223,9 @@ class TrainRunner(StageRunner):
             if row is not None and row["epoch"] not in progress.published:
                 progress.published.add(row["epoch"])
                 reporter.epoch_row(row, trainer.epochs)
+                if self.pruning is not None and (decision := self.pruning.after_epoch(row)) is not None:
+                    reporter.record("pruned", decision)
+                    progress.pruned, trainer.stop = decision, True
                 for key, value in row.items():
                     if key != "epoch" and isinstance(value, float):
                         tensorboard.add_scalar(key, value, row["epoch"])
