@@ -93,6 +93,11 @@ def create_job(
     dataset = resolve_dataset(settings, spec.dataset, session=session, principal=principal)
     model = resolve_model(settings, session, spec.model, principal=principal)
     check_pipeline(spec, dataset, model)
+    for index, stage_spec in enumerate(spec.stages):
+        if getattr(stage_spec, "continue_from", None):
+            from shared.search_report import check_continuation
+
+            check_continuation(session, stage_spec, principal, f"stages.{index}")
     if not is_fold_ref(spec.dataset):  # a fold lists files of a dataset its k-fold stage's job passed this gate with
         check_dataset(dataset, spec.dataset, settings.dataset_max_images)
     now = utcnow()

@@ -6,12 +6,25 @@ from __future__ import annotations
 from shared import fanout
 
 
+def trial_job(session, trial, kids: dict):
+    """The job that ran a trial: this search's child, or, for a trial carried over by ``continue_from``, the
+    earlier search's child it names."""
+    from shared.models import Job
+
+    carried = trial.user_attrs.get("from_job")
+    if carried is None:
+        return kids.get(trial.number)
+    job_id = trial.user_attrs.get("job_id")
+    return None if job_id is None else session.get(Job, job_id)
+
+
 def trials_table(session, study, job_id: str, stage_index: int) -> list[dict]:
-    """One row per trial: number, state, value, params, its job, epochs run and where it was pruned."""
+    """One row per trial: number, state, value, params, its job, epochs run and where it was pruned (and, for a
+    trial carried over from an earlier search, that search's job)."""
     kids = {kid.child_index: kid for kid in fanout.children(session, job_id, stage_index)}
     rows = []
     for trial in study.get_trials(deepcopy=False):
-        kid = kids.get(trial.number)
+        kid = trial_job(session, trial, kids)
         train = kid.stages[0] if kid is not None and kid.stages else None
         rows.append({
             "number": trial.number,
@@ -25,6 +38,7 @@ def trials_table(session, study, job_id: str, stage_index: int) -> list[dict]:
             "error": trial.user_attrs.get("error") if kid is None
             else None if kid.state in ("succeeded", "running", "queued") else kid.error,
             "intermediate": {str(step): value for step, value in sorted(trial.intermediate_values.items())},
+            "from_job": trial.user_attrs.get("from_job"),
         })
     return rows
 
@@ -44,6 +58,10 @@ def importance(study) -> dict | None:
         return None
 
 
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
 def fanout_stage(job, stage_type: str, stage_index: int | None, field: str = "stage"):
     """The job's ``stage_type`` stage: the one at ``stage_index``, or its first of that kind."""
     from shared.errors import InvalidSpec, NotFound
@@ -54,8 +72,10 @@ def fanout_stage(job, stage_type: str, stage_index: int | None, field: str = "st
         if chosen is None:
             raise NotFound(f"job {job.id} has no stage {stage_index}", field=field)
         if chosen.type != stage_type:
-            raise InvalidSpec(f"stage {stage_index} of job {job.id} is a {chosen.type} stage, not {stage_type}",
-                              field=field)
+            raise InvalidSpec(
+                f"stage {stage_index} of job {job.id} is {_a(chosen.type)} stage, not {_a(stage_type)} stage",
+                field=field,
+            )
         return chosen
     if not stages:
         raise NotFound(f"job {job.id} has no {stage_type} stage", field=field)
@@ -90,7 +110,7 @@ def search_view(session, settings, job, stage) -> dict:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if complete:
         best = max(complete, key=lambda trial: trial.value)
-        kid = fanout.child(session, job.id, stage.index, best.number)
+        kid = trial_job(session, best, {k.child_index: k for k in fanout.children(session, job.id, stage.index)})
         view["best"] = {"number": best.number, "value": best.value, "params": best.params,
                         "job_id": None if kid is None else kid.id}
     view["importance"] = (stage.results or {}).get("importance") if stage.results else importance(study)
@@ -100,11 +120,12 @@ def search_view(session, settings, job, stage) -> dict:
 def best_trial_job_spec(session, settings, job, stage) -> dict:
     """A new job's body: the best trial's train stage and its evaluate stage, on the search's dataset and model."""
     from shared.errors import Conflict
+    from shared.models import Job
 
     view = search_view(session, settings, job, stage)
     if view["best"] is None or view["best"]["job_id"] is None:
         raise Conflict(f"the search in stage {stage.index} of job {job.id} has no completed trial yet", field="job_id")
-    trial = fanout.child(session, job.id, stage.index, view["best"]["number"])
+    trial = session.get(Job, view["best"]["job_id"])
     stages = []
     for trial_stage in trial.stages:
         spec = dict(trial_stage.spec)
@@ -117,6 +138,37 @@ def best_trial_job_spec(session, settings, job, stage) -> dict:
         "model": trial.model,
         "stages": stages,
     }
+
+
+def check_continuation(session, stage, principal, field: str) -> None:
+    """``continue_from`` names a job ``principal`` may see whose search stage varied the same parameters."""
+    from pydantic import TypeAdapter
+
+    from shared.errors import InvalidSpec
+    from shared.models import Job
+    from shared.schemas import StageSpec
+    from shared.search_space import canonical
+
+    job_id, _, index = stage.continue_from.partition(":")
+    earlier = session.get(Job, job_id)
+    if earlier is None or not principal.can_see(earlier.owner):
+        raise InvalidSpec(f"continue_from: job {job_id} not found", field=f"{field}.continue_from")
+    try:
+        source = fanout_stage(earlier, "search", int(index) if index else None, f"{field}.continue_from")
+    except (InvalidSpec, Exception) as exc:
+        message = getattr(exc, "message", str(exc))
+        raise InvalidSpec(f"continue_from: {message}", field=f"{field}.continue_from") from None
+    spec = TypeAdapter(StageSpec).validate_python(source.spec)
+    theirs, ours = {canonical(n) for n in spec.space}, {canonical(n) for n in stage.space}
+    if theirs != ours:
+        raise InvalidSpec(
+            f"continue_from: that search varied {', '.join(sorted(theirs))}; this one varies {', '.join(sorted(ours))}"
+            " (a continued search keeps the parameters)",
+            field=f"{field}.continue_from",
+        )
+    if spec.metric != stage.metric or spec.class_ != stage.class_ or spec.split != stage.split:
+        raise InvalidSpec("continue_from: that search maximized another objective (metric, class or split)",
+                          field=f"{field}.continue_from")
 
 
 def kfold_view(session, job, stage) -> dict:

@@ -25,6 +25,7 @@ class TrialPublic(BaseModel):
     pruned_at_epoch: int | None
     error: str | None
     intermediate: dict[str, float] = Field(description="Epoch -> the metric it reported to the pruner.")
+    from_job: str | None = Field(None, description="Set on a trial carried over from that job's search (continue_from).")
 
 
 class BestTrial(BaseModel):

@@ -52,6 +52,13 @@ class SearchStage(StageBase):
     pruner_startup_trials: int = Field(5, ge=0, le=1000, description="Trials that finish before any is pruned.")
     pruner_warmup_epochs: int = Field(1, ge=0, le=10_000, description="Epochs a trial runs before it can be pruned.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="The sampler's seed.")
+    continue_from: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{32}(:\d{1,3})?$",
+        description="Extend an earlier search: '<job id>' or '<job id>:<stage index>'. Its completed and pruned "
+        "trials join this study before the first new one (the sampler learns from them, the best may be one of "
+        "them); ``trials`` more are run. Same parameters and objective.",
+    )
 
     def train_base(self) -> dict:
         return {"type": "train", **self.train}

@@ -20,7 +20,7 @@ from shared.errors import InvalidSpec, StagerunError
 from shared.gates import metric_value
 from shared.models import Job
 from shared.schemas import JobCreate
-from shared.search_report import importance, trials_table
+from shared.search_report import importance, trial_job, trials_table
 from shared.search_space import SearchParam, canonical, trial_train_spec
 from shared.stage_kinds.search import KIND as SEARCH
 from shared.stage_kinds.search import SearchStage
@@ -87,6 +87,7 @@ class SearchRunner(StageRunner):
         context, spec = self.context, self.context.spec
         study = open_study(context.settings, context.job_id, context.index, spec)
         distributions = {name: distribution(param) for name, param in spec.space.items()}
+        carried = self._carry_over(study, spec, distributions) if spec.continue_from else 0
         with session_scope() as session:
             parent = session.get(Job, context.job_id)
             kids = {kid.child_index: kid for kid in fanout.children(session, parent.id, context.index)}
@@ -104,7 +105,7 @@ class SearchRunner(StageRunner):
                     study._storage.set_trial_user_attr(trial._trial_id, "job_id", kid.id)
                 if self._settle_trial(session, study, trial.number, kid, spec):
                     running.append(kid.id)
-            while len(study.trials) < spec.trials and len(running) < spec.parallel:
+            while len(study.trials) < spec.trials + carried and len(running) < spec.parallel:
                 trial = study.ask(distributions)
                 try:
                     kid = self._create_trial(session, parent, trial.number, trial.params)
@@ -116,10 +117,46 @@ class SearchRunner(StageRunner):
                 trial.set_user_attr("job_id", kid.id)
                 running.append(kid.id)
             session.commit()
-            context.reporter.progress(self._ended(study), spec.trials)
+            context.reporter.progress(self._ended(study) - carried, spec.trials)
             if running:
                 raise StageWaiting(running)
             return self._results(session, study, parent, spec)
+
+    def _carry_over(self, study, spec: SearchStage, distributions: dict) -> int:
+        """Add the earlier search's completed and pruned trials to this study, once (each is added only if it is
+        not there yet, so a step that died halfway finishes the job). Returns how many this study carries."""
+        import optuna
+        from optuna.trial import TrialState
+
+        job_id, _, index = spec.continue_from.partition(":")
+        with session_scope() as session:
+            from shared.search_report import fanout_stage
+
+            source_job = session.get(Job, job_id)
+            if source_job is None:
+                raise RuntimeError(f"continue_from: job {job_id} no longer exists")
+            source_index = fanout_stage(source_job, "search", int(index) if index else None).index
+        earlier = optuna.load_study(study_name=study_name(job_id, source_index),
+                                    storage=study_storage(self.context.settings))
+        present = {(t.user_attrs.get("from_job"), t.user_attrs.get("from_number"))
+                   for t in study.get_trials(deepcopy=False) if t.user_attrs.get("from_job")}
+        kept = (TrialState.COMPLETE, TrialState.PRUNED)
+        for trial in earlier.get_trials(deepcopy=False, states=kept):
+            origin = (trial.user_attrs.get("from_job") or job_id,
+                      trial.user_attrs.get("from_number", trial.number))
+            if origin in present or set(trial.params) != set(distributions):
+                continue
+            try:
+                carried = optuna.trial.create_trial(
+                    params=trial.params, distributions=distributions, value=trial.value,
+                    intermediate_values=trial.intermediate_values, state=trial.state,
+                    user_attrs={"job_id": trial.user_attrs.get("job_id"), "from_job": origin[0],
+                                "from_number": origin[1]},
+                )
+            except ValueError:  # a value outside this search's range: that trial says nothing about this space
+                continue
+            study.add_trial(carried)
+        return sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("from_job"))
 
     @staticmethod
     def _ended(study) -> int:
@@ -182,7 +219,8 @@ class SearchRunner(StageRunner):
             reason = failed[0]["error"] if failed and failed[0].get("error") else "no trial completed"
             raise RuntimeError(f"the search has no completed trial ({len(table)} ran): {reason}")
         best = study.best_trial
-        best_job = fanout.child(session, parent.id, self.context.index, best.number)
+        kids = {kid.child_index: kid for kid in fanout.children(session, parent.id, self.context.index)}
+        best_job = trial_job(session, best, kids)
         train_stage = best_job.stages[0]
         return {
             "weights": (train_stage.results or {}).get("weights"),
