@@ -58,6 +58,8 @@ def run(workers: int, args, extra_env: dict[str, str]) -> dict:
             trials = client.get("/v1/jobs", params={"parent": job_id, "limit": 200}).json()["items"]
         if job["state"] != "succeeded":
             raise RuntimeError(f"search ended {job['state']}: {job['error']}")
+        shown = stack.stagerun("search", job_id, timeout=120)
+        print(shown.stdout.rstrip() or shown.stderr.rstrip(), flush=True)
         ends = sorted(moment(t["finished_at"]) for t in trials)
         starts = sorted(moment(t["stages"][0]["started_at"]) for t in trials)
         latency = [min(s - e for s in starts if s >= e) for e in ends[:-2] if any(s >= e for s in starts)]

@@ -66,6 +66,21 @@ def test_a_search_runs_its_trials_as_child_jobs_and_hands_on_the_best(client, em
     assert submitted["stages"][0]["spec"]["lr0"] == results["best"]["params"]["lr0"]
     assert [s["type"] for s in submitted["stages"]] == ["train", "evaluate"]
 
+    # extended: a search continued from this one learns from its trials and runs one more
+    refused = client.post("/v1/jobs", json={"dataset": tiny_dataset, "stages": [
+        {**SEARCH, "continue_from": job_id, "space": {"dfl": {"low": 1.0, "high": 2.0}}}]})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "stages.0.continue_from"
+    assert "keeps the parameters" in refused.json()["error"]["message"]
+    second_id = submit(embedded, tiny_dataset, [{**SEARCH, "trials": 1, "continue_from": job_id}])
+    assert run_job_locally(second_id) == "succeeded"
+    view = client.get(f"/v1/jobs/{second_id}/search").json()
+    assert len(view["trials"]) == 4 and [t["from_job"] for t in view["trials"]] == [job_id] * 3 + [None]
+    assert [t["value"] for t in view["trials"][:3]] == [t["value"] for t in table["trials"]]
+    assert view["trials"][0]["job_id"] == table["trials"][0]["job_id"]
+    assert client.get("/v1/jobs", params={"parent": second_id}).json()["count"] == 1  # one new trial ran
+    extended = client.get(f"/v1/jobs/{second_id}").json()["stages"][0]["results"]
+    assert extended["best"]["value"] == max(t["value"] for t in view["trials"] if t["value"] is not None)
+
 
 def test_a_kfold_stage_trains_each_fold_and_reports_mean_and_spread_per_class(client, embedded, tiny_dataset):
     job_id = submit(embedded, tiny_dataset, [{"type": "kfold", "folds": 2, "train": TRAIN, "imgsz": 64}])
@@ -124,25 +139,3 @@ def test_cancel_stops_the_trials_resume_continues_them_and_delete_takes_them_alo
 def _stage_id(job_id: str) -> int:
     with session_scope() as session:
         return session.get(Job, job_id).stages[0].id
-
-
-def test_a_search_continued_from_another_learns_from_its_trials_and_runs_more(client, embedded, tiny_dataset):
-    first = {**SEARCH, "trials": 2, "space": {"box": {"low": 2.0, "high": 9.0}}}
-    first_id = submit(embedded, tiny_dataset, [first])
-    assert run_job_locally(first_id) == "succeeded"
-    earlier = client.get(f"/v1/jobs/{first_id}/search").json()
-
-    refused = client.post("/v1/jobs", json={"dataset": tiny_dataset, "stages": [
-        {**first, "continue_from": first_id, "space": {"dfl": {"low": 1.0, "high": 2.0}}}]})
-    assert refused.status_code == 422 and refused.json()["error"]["field"] == "stages.0.continue_from"
-    assert "keeps the parameters" in refused.json()["error"]["message"]
-
-    second_id = submit(embedded, tiny_dataset, [{**first, "trials": 1, "continue_from": first_id}])
-    assert run_job_locally(second_id) == "succeeded"
-    view = client.get(f"/v1/jobs/{second_id}/search").json()
-    assert len(view["trials"]) == 3 and [t["from_job"] for t in view["trials"]] == [first_id, first_id, None]
-    assert [t["value"] for t in view["trials"][:2]] == [t["value"] for t in earlier["trials"]]
-    assert view["trials"][0]["job_id"] == earlier["trials"][0]["job_id"]
-    assert client.get("/v1/jobs", params={"parent": second_id}).json()["count"] == 1  # one new trial ran
-    results = client.get(f"/v1/jobs/{second_id}").json()["stages"][0]["results"]
-    assert results["best"]["value"] == max(t["value"] for t in view["trials"] if t["value"] is not None)
