@@ -32,7 +32,7 @@ from shared.stage_kinds.chaining import input_producers
 from shared.states import StageState
 from shared.storage import safe_resolve
 from worker.reporting import StageReporter
-from worker.stages import RUNNERS
+from worker.stages import runner_for
 from worker.stages.base import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -123,7 +123,7 @@ def build_context(session: Session, settings: Settings, stage: Stage, reporter: 
         data_yaml=data_yaml,
         model=model,
         weights=weights,
-        device=pick_device(settings),
+        device=pick_device(settings) if declared.computes else "none",
         reporter=reporter,
     )
 
@@ -173,7 +173,7 @@ def run(stage_id: int) -> int:
         stage_type = stage.type
     log.info("stage %s (%s) of job %s starting on %s", stage_id, stage_type, context.job_id, context.device)
     try:
-        results = RUNNERS[stage_type](context).run()  # keyed by kind: worker/stages/__init__.py
+        results = runner_for(stage_type)(context).run()  # worker/stages/<kind>.py
     except StageCancelled as exc:
         log.info("stage %s cancelled: %s", stage_id, exc)
         return EXIT_CANCELLED

@@ -164,7 +164,7 @@ def _no_check(_stage: StageBase, _context: SubmitContext) -> None:
 class StageKind:
     """One stage kind. ``inputs`` maps the spec fields that name an input to what they consume; ``produces`` is
     what a succeeded stage of this kind hands on. ``accepts_model_config``: the kind can start from a model yaml
-    (training); the others need weights."""
+    (training); the others need weights. ``computes``: see the field."""
 
     type: str
     spec: type[StageBase]
@@ -173,3 +173,6 @@ class StageKind:
     produces: frozenset[Product] = frozenset()
     check: Callable[[StageBase, SubmitContext], None] = _no_check
     accepts_model_config: bool = False
+    computes: bool = True
+    """False for a kind that only reads the database and creates child jobs (search, k-fold): its stage process
+    needs no device and never loads torch."""

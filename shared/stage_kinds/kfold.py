@@ -59,4 +59,5 @@ KIND = StageKind(
     produces=frozenset({Product.METRICS}),
     check=check,
     accepts_model_config=True,
+    computes=False,
 )

@@ -101,4 +101,5 @@ KIND = StageKind(
     produces=frozenset({Product.WEIGHTS, Product.METRICS}),
     check=check,
     accepts_model_config=True,
+    computes=False,
 )
