@@ -446,6 +446,10 @@ def links(job_id: str) -> Links:
     )
 
 
+PROGRESS_UNITS = {"search": "trials ended", "kfold": "folds ended"}
+"""What a stage's epoch/epochs count, for the kinds where it is not epochs."""
+
+
 def _progress(job: Job) -> tuple[int | None, str]:
     total = len(job.stages)
     current = next((s for s in job.stages if not StageState(s.state).is_terminal()), None)
@@ -453,7 +457,8 @@ def _progress(job: Job) -> tuple[int | None, str]:
         return None, f"{job.state}: {total}/{total} stages done" if job.state == "succeeded" else job.state
     text = f"stage {current.index + 1}/{total} {current.type} {current.state}"
     if current.epochs:
-        text += f": epoch {current.epoch}/{current.epochs}"
+        unit = PROGRESS_UNITS.get(current.type, "epoch")
+        text += f": {unit} {current.epoch}/{current.epochs}"
     return current.index, text
 
 

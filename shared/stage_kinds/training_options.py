@@ -131,6 +131,11 @@ class WidenThin(Options):
         max_length=1000,
         description="Classes to widen, by id or name; default: the classes at risk (thin side under 3 px at imgsz).",
     )
+    yield_anchors: bool = Field(
+        False,
+        description="A widened box keeps no anchor that another box claims too (a widened stem crossing a beam "
+        "leaves the beam its anchors).",
+    )
 
 
 FreezeShare = Annotated[str, Field(pattern=r"^(100|[1-9]?[0-9])%$")]

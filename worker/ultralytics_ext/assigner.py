@@ -39,11 +39,36 @@ def floor_class_targets(
     return target_scores.scatter(-1, label, floored)
 
 
-class ThinAwareAssigner(TaskAlignedAssigner):
-    """``TaskAlignedAssigner`` with a choice of alignment IoU and a floor on positive anchors' class targets."""
+def yield_contested(
+    mask_pos: torch.Tensor, overlaps: torch.Tensor, yielding: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Take from the ``yielding`` boxes (b, n) every anchor another box claims too: ``mask_pos`` (b, n, anchors)
+    loses those claims and their ``overlaps`` drop to -1, so Ultralytics' highest-overlap rule never gives the
+    anchor back to them."""
+    claimed = mask_pos.bool()
+    widened = yielding.unsqueeze(-1)
+    other_claim = (claimed & ~widened).any(1, keepdim=True)
+    lose = claimed & widened & other_claim
+    return mask_pos.masked_fill(lose, 0), overlaps.masked_fill(lose, -1.0)
 
-    def __init__(self, *args, iou: str = "ciou", target_floor: float = 0.0, floor_on: str = "all", **kwargs):
+
+class ThinAwareAssigner(TaskAlignedAssigner):
+    """``TaskAlignedAssigner`` with a choice of alignment IoU, a floor on positive anchors' class targets, and
+    classes that yield contested anchors (``yield_classes``: boxes of those classes keep no anchor another box
+    also claims, e.g. stems widened by ``widen_thin`` crossing a beam)."""
+
+    def __init__(
+        self,
+        *args,
+        iou: str = "ciou",
+        target_floor: float = 0.0,
+        floor_on: str = "all",
+        yield_classes: frozenset[int] = frozenset(),
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
+        self.yield_classes = frozenset(int(c) for c in yield_classes)
+        self._yielding: torch.Tensor | None = None
         if iou not in ("ciou", "iou") or floor_on not in ("all", "starved") or not 0.0 <= target_floor <= 1.0:
             raise ValueError(f"bad thin-assigner options: iou={iou!r} target_floor={target_floor} floor_on={floor_on!r}")
         self.iou = iou
@@ -51,8 +76,12 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         self.floor_on = floor_on
 
     @classmethod
-    def like(cls, assigner: TaskAlignedAssigner, options: ThinAssigner) -> ThinAwareAssigner:
-        """A thin-aware assigner with the top-k, alpha, beta, strides and eps of the one a loss built."""
+    def like(
+        cls, assigner: TaskAlignedAssigner, options: ThinAssigner | None, yield_classes: frozenset[int] = frozenset()
+    ) -> ThinAwareAssigner:
+        """A thin-aware assigner with the top-k, alpha, beta, strides and eps of the one a loss built; with
+        ``options`` None, Ultralytics' alignment (CIoU, no floor) and only ``yield_classes`` differ."""
+        options = options or ThinAssigner(iou="ciou", target_floor=0.0, floor_on="all")
         return cls(
             topk=assigner.topk,
             topk2=assigner.topk2,
@@ -64,6 +93,7 @@ class ThinAwareAssigner(TaskAlignedAssigner):
             iou=options.iou,
             target_floor=options.target_floor,
             floor_on=options.floor_on,
+            yield_classes=yield_classes,
         )
 
     def iou_calculation(self, gt_bboxes: torch.Tensor, pd_bboxes: torch.Tensor) -> torch.Tensor:
@@ -71,8 +101,17 @@ class ThinAwareAssigner(TaskAlignedAssigner):
             return super().iou_calculation(gt_bboxes, pd_bboxes)
         return bbox_iou(gt_bboxes, pd_bboxes, xywh=False).squeeze(-1).clamp_(0)
 
+    def select_highest_overlaps(self, mask_pos, overlaps, n_max_boxes, align_metric):
+        if self._yielding is not None and self._yielding.shape[1] == mask_pos.shape[1]:
+            mask_pos, overlaps = yield_contested(mask_pos, overlaps, self._yielding)
+        return super().select_highest_overlaps(mask_pos, overlaps, n_max_boxes, align_metric)
+
     @torch.no_grad()
     def forward(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
+        self._yielding = None
+        if self.yield_classes and gt_labels.numel():
+            ids = torch.tensor(sorted(self.yield_classes), device=gt_labels.device)
+            self._yielding = torch.isin(gt_labels.squeeze(-1).long(), ids) & mask_gt.squeeze(-1).bool()
         target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = super().forward(
             pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra
         )

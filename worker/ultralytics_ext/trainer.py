@@ -203,10 +203,16 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         """The one place the stage's loss is built (subclasses pass their own assigner here). A ``thin_assigner``
         replaces the loss's assigner with a ``ThinAwareAssigner`` of the same top-k, alpha, beta and strides."""
         criterion = StagerunDetectionLoss(model, settings)
-        thin = self.options.thin_assigner
+        thin, widen = self.options.thin_assigner, self.options.widen_thin
+        yielding = frozenset()
+        if widen is not None and widen.yield_anchors and settings.box_pad_px is not None:
+            yielding = frozenset(i for i, (w, h) in enumerate(settings.box_pad_px) if w > 0 or h > 0)
+        if thin is not None or yielding:
+            criterion.task_assigner = ThinAwareAssigner.like(criterion.task_assigner, thin, yielding)
         if thin is not None:
-            criterion.task_assigner = ThinAwareAssigner.like(criterion.task_assigner, thin)
             self.record("thin_assigner", thin.model_dump())
+        if yielding:
+            self.record("widened_yield_anchors", [self.class_names()[i] for i in sorted(yielding)])
         return criterion
 
     def set_class_weights(self) -> None:
