@@ -42,6 +42,8 @@ class StageView:
     error_breakdown: dict | None = None
     mining: dict | None = None
     tta: dict | None = None
+    search: dict | None = None
+    kfold: dict | None = None
     automatic_recipe: list[dict] = field(default_factory=list)
     plots: list[Image] = field(default_factory=list)
     downloads: list[Image] = field(default_factory=list)
@@ -91,6 +93,24 @@ def _mining(job_id: str, results: dict) -> dict | None:
     }
 
 
+def _search(results: dict) -> dict | None:
+    """A finished search stage's trials, best first, with the parameters as columns."""
+    trials = results.get("trials")
+    if not trials:
+        return None
+    names = sorted({name for trial in trials for name in trial["params"]})
+    ordered = sorted(trials, key=lambda t: (t["value"] is None, -(t["value"] or 0.0), t["number"]))
+    return {"trials": ordered, "params": names, "best": results.get("best"), "objective": results.get("objective"),
+            "importance": results.get("importance")}
+
+
+def _kfold(results: dict) -> dict | None:
+    summary = results.get("summary")
+    if not summary:
+        return None
+    return {"folds": results.get("folds") or [], "summary": summary}
+
+
 def stage_view(job_id: str, stage: dict, artifacts_root: Path) -> StageView:
     results = stage.get("results") or {}
     info = stage.get("info") or {}
@@ -123,6 +143,8 @@ def stage_view(job_id: str, stage: dict, artifacts_root: Path) -> StageView:
         error_breakdown=(results.get("error_breakdown") or {}).get("overall"),
         mining=_mining(job_id, results),
         tta=results.get("tta"),
+        search=_search(results) if stage["type"] == "search" else None,
+        kfold=_kfold(results) if stage["type"] == "kfold" else None,
         automatic_recipe=(info.get("automatic_recipe") or {}).get("choices") or [],
         plots=plots,
         downloads=downloads,

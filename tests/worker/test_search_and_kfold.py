@@ -34,7 +34,20 @@ def submit(settings, dataset: str, stages: list[dict]) -> str:
     return job.id
 
 
-def test_a_search_runs_its_trials_as_child_jobs_and_hands_on_the_best(client, embedded, tiny_dataset):
+def _page(app, path: str) -> str:
+    """A dashboard page as a signed-in browser gets it."""
+    from fastapi.testclient import TestClient
+
+    from tests.api_clients import new_token
+
+    with TestClient(app, follow_redirects=False) as browser:
+        browser.post("/ui/login", data={"token": new_token("tester", admin=True), "next": "/"})
+        response = browser.get(path)
+        assert response.status_code == 200, response.text
+        return response.text
+
+
+def test_a_search_runs_its_trials_as_child_jobs_and_hands_on_the_best(app, client, embedded, tiny_dataset):
     job_id = submit(embedded, tiny_dataset, [SEARCH, {"type": "evaluate", "imgsz": 64, "batch": 4}])
     assert run_job_locally(job_id) == "succeeded"
     job = client.get(f"/v1/jobs/{job_id}").json()
@@ -55,6 +68,9 @@ def test_a_search_runs_its_trials_as_child_jobs_and_hands_on_the_best(client, em
     assert job["stages"][1]["results"]["evaluated_weights"] == results["weights"]
     children = client.get("/v1/jobs", params={"parent": job_id}).json()
     assert children["count"] == 3 and all(c["parent"]["stage_index"] == 0 for c in children["items"])
+    page = _page(app, f"/ui/jobs/{job_id}")
+    assert 'class="trials"' in page and f'href="/ui/jobs/{results["best"]["job_id"]}"' in page
+    assert page.count('<tr data-trial="') == 3 and 'class="best"' in page
     table = client.get(f"/v1/jobs/{job_id}/search").json()
     assert table["best"]["number"] == results["best"]["number"] and len(table["trials"]) == 3
     assert table["state"] == "succeeded" and table["objective"]["metric"] == "mAP50"
@@ -82,7 +98,7 @@ def test_a_search_runs_its_trials_as_child_jobs_and_hands_on_the_best(client, em
     assert extended["best"]["value"] == max(t["value"] for t in view["trials"] if t["value"] is not None)
 
 
-def test_a_kfold_stage_trains_each_fold_and_reports_mean_and_spread_per_class(client, embedded, tiny_dataset):
+def test_a_kfold_stage_trains_each_fold_and_reports_mean_and_spread_per_class(app, client, embedded, tiny_dataset):
     job_id = submit(embedded, tiny_dataset, [{"type": "kfold", "folds": 2, "train": TRAIN, "imgsz": 64}])
     assert run_job_locally(job_id) == "succeeded"
     job = client.get(f"/v1/jobs/{job_id}").json()
@@ -98,6 +114,9 @@ def test_a_kfold_stage_trains_each_fold_and_reports_mean_and_spread_per_class(cl
     with session_scope() as session:
         kids = session.query(Job).filter_by(parent_job_id=job_id).order_by(Job.child_index).all()
         assert [k.dataset for k in kids] == [f"fold:{job_id}/0/0", f"fold:{job_id}/0/1"]
+    page = _page(app, f"/ui/jobs/{job_id}")
+    assert 'class="folds"' in page and 'class="kfold-summary"' in page
+    assert f"{overall['mean']:.3f} ± {overall['std']:.3f}" in page
     report = client.get(f"/v1/jobs/{job_id}/kfold").json()
     assert report["summary"]["overall"]["mAP50"]["mean"] == overall["mean"]
 
