@@ -87,9 +87,13 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = 
 
 
 def _list(principal: Principal, state: str | None, tag: list[str], name: str | None, owner: str | None, page: int):
+    """A page of jobs; a search's trials and a k-fold's folds only when their tag (search:<id>, kfold:<id>) is asked
+    for, so a 50-trial search is one row until opened."""
+    children = any(t.startswith(("search:", "kfold:")) for t in tag)
     with new_session() as session:
         items, count = jobs.list_jobs(
-            session, principal, state, PAGE_SIZE, page * PAGE_SIZE, tags=tag, name=name, owner=owner
+            session, principal, state, PAGE_SIZE, page * PAGE_SIZE, tags=tag, name=name, owner=owner,
+            top_level=not children,
         )
         return [jobs.job_public(job).model_dump(mode="json") for job in items], count
 

@@ -71,6 +71,8 @@ def test_a_search_runs_its_trials_as_child_jobs_and_hands_on_the_best(app, clien
     page = _page(app, f"/ui/jobs/{job_id}")
     assert 'class="trials"' in page and f'href="/ui/jobs/{results["best"]["job_id"]}"' in page
     assert page.count('<tr data-trial="') == 3 and 'class="best"' in page
+    assert _page(app, "/").count("<tr data-job-id=") == 1  # the trials only under their tag
+    assert _page(app, f"/?tag=search:{job_id}").count("<tr data-job-id=") == 3
     table = client.get(f"/v1/jobs/{job_id}/search").json()
     assert table["best"]["number"] == results["best"]["number"] and len(table["trials"]) == 3
     assert table["state"] == "succeeded" and table["objective"]["metric"] == "mAP50"
