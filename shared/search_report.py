@@ -45,13 +45,13 @@ def trials_table(session, study, job_id: str, stage_index: int) -> list[dict]:
 
 def importance(study) -> dict | None:
     """Each parameter's share of the objective's variance over the completed trials (Optuna's fANOVA), or None
-    with fewer than two completed trials or a single parameter."""
+    with fewer than two completed trials or when they all scored the same."""
     from optuna.importance import get_param_importances
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
-        return None
+    if len(complete) < 2 or len({trial.value for trial in complete}) < 2:
+        return None  # nothing to explain: every completed trial scored the same
     try:
         return {name: round(float(share), 4) for name, share in get_param_importances(study).items()}
     except (RuntimeError, ValueError, ImportError):  # e.g. every completed trial had the same value

@@ -54,6 +54,8 @@ def test_a_search_runs_its_trials_as_child_jobs_and_hands_on_the_best(app, clien
     search = job["stages"][0]
     results = search["results"]
     assert len(results["trials"]) == 3
+    asked = {tuple(sorted(row["params"].items())) for row in results["trials"]}
+    assert len(asked) == 3  # each step's seeded sampler starts a sequence of its own: no trial is asked twice
     assert {row["state"] for row in results["trials"]} <= {"COMPLETE", "PRUNED", "FAIL"}
     complete = [row for row in results["trials"] if row["state"] == "COMPLETE"]
     assert complete and results["best"]["value"] == max(row["value"] for row in complete)

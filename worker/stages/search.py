@@ -50,25 +50,30 @@ def make_pruner(spec: SearchStage):
     )
 
 
-def make_sampler(spec: SearchStage):
+def make_sampler(spec: SearchStage, step: int = 0):
+    """The sampler of one step of the search. Each step runs in a process of its own, so a seeded sampler is
+    seeded with the seed and the number of trials asked so far: the same search asks the same values, and no
+    two steps start the same random sequence (which would ask the same values again)."""
     import optuna
 
+    seed = None if spec.seed is None else (spec.seed * 1_000_003 + step) % 2**32
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    return optuna.samplers.TPESampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def open_study(settings, job_id: str, stage_index: int, spec: SearchStage):
     import optuna
 
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=study_name(job_id, stage_index),
         storage=study_storage(settings),
         direction="maximize",
-        sampler=make_sampler(spec),
         pruner=make_pruner(spec),
         load_if_exists=True,
     )
+    study.sampler = make_sampler(spec, len(study.get_trials(deepcopy=False)))
+    return study
 
 
 def trial_value(job: Job, spec: SearchStage) -> float | None:
@@ -106,6 +111,7 @@ class SearchRunner(StageRunner):
                 if self._settle_trial(session, study, trial.number, kid, spec):
                     running.append(kid.id)
             while len(study.trials) < spec.trials + carried and len(running) < spec.parallel:
+                study.sampler = make_sampler(spec, len(study.trials))
                 trial = study.ask(distributions)
                 try:
                     kid = self._create_trial(session, parent, trial.number, trial.params)
