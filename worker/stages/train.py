@@ -217,8 +217,6 @@ class TrainRunner(StageRunner):
                 trainer.partial_epoch = progress.batches < len(trainer.train_loader)
 
         def on_fit_epoch_end(trainer) -> None:
-            if reporter.cancel_requested(force=True):  # never start another epoch after a cancel
-                progress.cancelled = trainer.stop = trainer.keep_resumable = True
             row = trainer.results_row
             if row is not None and row["epoch"] not in progress.published:
                 progress.published.add(row["epoch"])
@@ -232,6 +230,10 @@ class TrainRunner(StageRunner):
                 tensorboard.flush()
             elif trainer.validator is not None and trainer.validator.metrics is not None:
                 progress.final.update(detection_summary(trainer.validator.metrics, context.dataset.names))
+            # never start another epoch after a cancel; asked after the epoch's row is stored, so a cancel that a
+            # reader sees arrive at epoch k stops the stage at k + 1 at the latest
+            if reporter.cancel_requested(force=True):
+                progress.cancelled = trainer.stop = trainer.keep_resumable = True
 
         model = YOLO(str(resume) if resume else start_from)
         model.add_callback("on_train_start", on_train_start)
