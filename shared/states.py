@@ -120,6 +120,17 @@ def move_stage(stage: Stage, new: StageState, *, error: str | None = None, now: 
             stage.error = error
 
 
+def _set_by_compare(session: Session, stage_id: int, rowcount: int) -> bool:
+    """After a compare-and-set UPDATE of one stage: whether it took; if so the stage is reloaded and its change
+    logged for the event stream (a bulk UPDATE bypasses the ORM's hooks)."""
+    if rowcount != 1:
+        return False
+    stage = session.get(Stage, stage_id)
+    session.refresh(stage)
+    events.stage_changed(session, stage)
+    return True
+
+
 def claim_stage(session: Session, stage_id: int, worker_id: str) -> bool:
     """Atomically move a queued stage to running for this worker.
 
@@ -138,12 +149,7 @@ def claim_stage(session: Session, stage_id: int, worker_id: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
-        return False
-    stage = session.get(Stage, stage_id)
-    session.refresh(stage)
-    events.stage_changed(session, stage)
-    return True
+    return _set_by_compare(session, stage_id, result.rowcount)
 
 
 RESUMABLE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELLED})
@@ -197,12 +203,7 @@ def wake_stage(session: Session, stage_id: int, now: datetime | None = None) -> 
         .values(state=StageState.QUEUED.value, queued_at=now, worker_id=None)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
-        return False
-    stage = session.get(Stage, stage_id)
-    session.refresh(stage)
-    events.stage_changed(session, stage)
-    return True
+    return _set_by_compare(session, stage_id, result.rowcount)
 
 
 def run_again(stage: Stage, now: datetime | None = None) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from shared.errors import InvalidSpec
 from shared.stage_kinds.base import ImageSize, Product, StageBase, StageKind, SubmitContext
-from shared.stage_kinds.train import TrainStart
+from shared.stage_kinds.train import TrainStart, check_child_train
 
 
 class KFoldStage(StageBase):
@@ -26,20 +26,8 @@ class KFoldStage(StageBase):
 
 
 def check(stage: KFoldStage, context: SubmitContext) -> None:
-    from pydantic import ValidationError
-
-    from shared.stage_kinds.train import TrainStage
-
     where = context.field
-    for reserved in ("type", "start_from", "weights", "data", "gate"):
-        if reserved in stage.train and not (reserved == "type" and stage.train[reserved] == "train"):
-            raise InvalidSpec(f"train.{reserved}: set it on the kfold stage, not its folds", field=f"{where}.train")
-    try:
-        TrainStage.model_validate({**stage.train, "type": "train"})
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        location = ".".join(str(part) for part in problem["loc"])
-        raise InvalidSpec(f"train.{location}: {problem['msg']}", field=f"{where}.train.{location}") from None
+    check_child_train(stage.train, where, "kfold", "folds")
     from shared.datasets.files import split_images
 
     images = len(split_images(context.dataset.splits.get("train", [])))

@@ -10,7 +10,7 @@ from pydantic import Field
 from shared.errors import InvalidSpec
 from shared.search_space import SearchParam, check_space
 from shared.stage_kinds.base import GATE_METRICS, ImageSize, Product, StageBase, StageKind, SubmitContext
-from shared.stage_kinds.train import TrainStart
+from shared.stage_kinds.train import TrainStart, check_child_train
 
 EPOCH_METRIC_KEYS = {
     "mAP50": "metrics/mAP50(B)",
@@ -65,23 +65,10 @@ class SearchStage(StageBase):
 
 
 def check(stage: SearchStage, context: SubmitContext) -> None:
-    from pydantic import ValidationError
-
     from shared.class_weights import class_index
-    from shared.stage_kinds.train import TrainStage
 
     where = context.field
-    if "type" in stage.train and stage.train["type"] != "train":
-        raise InvalidSpec("train: holds train-stage fields; its type can only be 'train'", field=f"{where}.train")
-    for reserved in ("start_from", "weights", "data", "gate"):
-        if reserved in stage.train:
-            raise InvalidSpec(f"train.{reserved}: set it on the search stage, not its trials", field=f"{where}.train")
-    try:
-        TrainStage.model_validate(stage.train_base())
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        location = ".".join(str(part) for part in problem["loc"])
-        raise InvalidSpec(f"train.{location}: {problem['msg']}", field=f"{where}.train.{location}") from None
+    check_child_train(stage.train, where, "search", "trials")
     check_space(stage.space, stage.train_base(), where)
     if stage.class_ is not None:
         class_index(stage.class_, context.dataset.names, f"{where}.class")

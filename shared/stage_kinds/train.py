@@ -143,6 +143,22 @@ def check_gate(gate: Gate | None, context: SubmitContext) -> None:
             )
 
 
+def check_child_train(train: dict, where: str, kind: str, children: str) -> None:
+    """A fan-out stage's ``train`` (search, k-fold): the fields of the train stage each child job runs, without
+    what the fan-out stage itself decides (its input weights and data, gates)."""
+    from pydantic import ValidationError
+
+    for reserved in ("type", "start_from", "weights", "data", "gate"):
+        if reserved in train and not (reserved == "type" and train[reserved] == "train"):
+            raise InvalidSpec(f"train.{reserved}: set it on the {kind} stage, not its {children}", field=f"{where}.train")
+    try:
+        TrainStage.model_validate({**train, "type": "train"})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        location = ".".join(str(part) for part in problem["loc"])
+        raise InvalidSpec(f"train.{location}: {problem['msg']}", field=f"{where}.train.{location}") from None
+
+
 def check(stage: TrainStage, context: SubmitContext) -> None:
     from shared.class_weights import class_index
     from shared.references import model_layer_count
