@@ -93,7 +93,7 @@ def train(label: str, data: Path, work: Path, args: argparse.Namespace, options:
         "parameters": sum(p.numel() for p in model.model.parameters()),
         "train_seconds": round(seconds, 1),
         "epoch_seconds": epoch_seconds(save_dir / "results.csv"),
-        "info": {k: v for k, v in recorded.info.items() if k in ("automatic_recipe", "widen_thin", "class_weights")},
+        "info": {k: v for k, v in recorded.info.items() if k in ("automatic_recipe", "widen_thin", "class_weights", "box_class_weights")},
     }
 
 

@@ -139,3 +139,30 @@ def test_assigner_hook_and_observer(model, preds, batch) -> None:
     losses(explicit, preds, batch)
     assert calls == [1, 1]
     copy.deepcopy(criterion)  # Ultralytics deep-copies the model (EMA) with its criterion
+
+
+def test_box_class_weights_scale_each_class_box_and_dfl_terms_only(model, preds, batch) -> None:
+    """Every class at weight w scales box and DFL by w; one class at 0 removes exactly its anchors' share."""
+    plain = losses(v8DetectionLoss(model), preds, batch)
+    halved = losses(StagerunDetectionLoss(model, LossSettings(box_class_weights=[0.5] * NC)), preds, batch)
+    torch.testing.assert_close(halved, plain * torch.tensor([0.5, 1.0, 0.5]), rtol=1e-6, atol=1e-7)
+    single = {
+        "img": batch["img"][1:],
+        "batch_idx": torch.tensor([0.0]),
+        "cls": batch["cls"][2:],
+        "bboxes": batch["bboxes"][2:],
+    }
+    with torch.no_grad():
+        single_preds = model(single["img"])
+    only_disc = losses(v8DetectionLoss(model), single_preds, single)
+    disc_off = losses(
+        StagerunDetectionLoss(model, LossSettings(box_class_weights=[1.0, 0.0, 1.0])), single_preds, single
+    )
+    assert only_disc[[0, 2]].gt(0).all()
+    torch.testing.assert_close(disc_off, only_disc * torch.tensor([0.0, 1.0, 0.0]), rtol=1e-6, atol=1e-7)
+    other_off = losses(
+        StagerunDetectionLoss(model, LossSettings(box_class_weights=[0.0, 1.0, 0.0])), single_preds, single
+    )
+    torch.testing.assert_close(other_off, only_disc)
+    with pytest.raises(ValueError, match="2 box class weights for a model with 3 classes"):
+        StagerunDetectionLoss(model, LossSettings(box_class_weights=[1.0, 2.0]))

@@ -69,7 +69,9 @@ def test_the_default_stage_applies_the_thin_recipe_and_records_each_choice(thin_
     criterion = trainer.model.criterion
     assert not isinstance(criterion.task_assigner, ThinAwareAssigner)
     assert criterion.box_pad_px[BAR, 0] == pytest.approx(8.0 - 1.0, abs=0.6) and criterion.box_pad_px[0].sum() == 0
-    assert info["widen_thin"]["pad_px_at_imgsz"]["bar"][0] == pytest.approx(float(criterion.box_pad_px[BAR, 0]), abs=1e-3)
+    assert info["widen_thin"]["pad_px_at_imgsz"]["bar"][0] == pytest.approx(
+        float(criterion.box_pad_px[BAR, 0]), abs=1e-3
+    )
 
 
 def test_weights_carry_the_pad_as_plain_data_and_load_in_plain_ultralytics(thin_run, thin_data, tmp_path) -> None:
@@ -124,10 +126,25 @@ def test_the_validator_narrows_each_prediction_by_its_class_pad_after_nms() -> N
 
 
 def test_a_named_option_or_auto_recipe_false_wins_over_the_recipe(thin_data, tmp_path) -> None:
-    no_widen, _ = train(thin_data, tmp_path, "no-widen", StagerunTrainer.for_stage(default_stage(widen_thin=None), Recorded()),
-                        imgsz=96)
+    no_widen, _ = train(
+        thin_data, tmp_path, "no-widen", StagerunTrainer.for_stage(default_stage(widen_thin=None), Recorded()), imgsz=96
+    )
     chosen = {choice["option"] for choice in no_widen.reporter.info["automatic_recipe"]["choices"]}
     assert "widen_thin" not in chosen and "thin_assigner" in chosen and no_widen.model.criterion.box_pad_px is None
-    off, criteria = train(thin_data, tmp_path, "off", StagerunTrainer.for_stage(default_stage(auto_recipe=False), Recorded()),
-                          imgsz=96)
+    off, criteria = train(
+        thin_data, tmp_path, "off", StagerunTrainer.for_stage(default_stage(auto_recipe=False), Recorded()), imgsz=96
+    )
     assert criteria == [v8DetectionLoss] and "automatic_recipe" not in off.reporter.info
+
+
+def test_balanced_box_weight_gives_a_widened_class_its_unwidened_share_of_the_box_loss(thin_data, tmp_path) -> None:
+    stage = default_stage(widen_thin={"box_weight": "balanced"}, thin_assigner=None)
+    trainer, _ = train(
+        thin_data, tmp_path, "balanced", StagerunTrainer.for_stage(stage, Recorded()), epochs=1, imgsz=96
+    )
+    criterion = trainer.model.criterion
+    pad = float(criterion.box_pad_px[BAR, 0])
+    weights = criterion.bbox_loss.class_weights.flatten().tolist()
+    assert weights[BAR] == pytest.approx((8.0 - pad) / 8.0, abs=1e-3) and 0 < weights[BAR] < 0.5
+    assert [w for i, w in enumerate(weights) if i != BAR] == [1.0] * (len(weights) - 1)
+    assert trainer.reporter.info["box_class_weights"] == {"bar": pytest.approx(weights[BAR], abs=1e-5)}

@@ -10,6 +10,7 @@ from shared.datasets.validate import LabeledImage
 from shared.errors import InvalidSpec
 from shared.stage_kinds.training_options import WidenThin
 from worker.ultralytics_ext.widening import (
+    box_weights,
     model_pad,
     narrow_boxes,
     narrowing_px,
@@ -83,3 +84,23 @@ def test_the_loss_widens_real_targets_and_leaves_padding_rows_alone() -> None:
     assert out[0, 0, 1:].tolist() == pytest.approx([46.5, 25.0, 53.5, 75.0])  # 1 px wide, widened by 6
     assert out[0, 1, 1:].tolist() == pytest.approx([20.0, 20.0, 30.0, 30.0])
     assert out[1, 1].abs().sum() == 0  # the padding row stays all zero, so the loss still masks it out
+
+
+def test_box_weights_give_widened_classes_their_unwidened_share() -> None:
+    widen = WidenThin(target_px=8, classes=["stem", "hline"])
+    pads = pads_of_long_side(widen, thin_profile(), NAMES, imgsz=320)
+    pad = stored_pad(NAMES, pads, 8, 320)
+    balanced = box_weights(pad, "balanced")
+    assert balanced[0] == 1.0
+    assert balanced[1] == pytest.approx(1.6 / 8, abs=0.01)  # a 1.6 px stem widened to 8 px: 5x the anchors
+    assert balanced[2] == pytest.approx(1.0 / 8, abs=0.01)
+    assert box_weights(pad, 0.4) == [1.0, 0.4, 0.4]
+    assert box_weights(stored_pad(NAMES, [(0.0, 0.0), (8 / 320, 0.0), (0.0, 0.0)], 8, 320), "balanced")[1] == 0.01
+
+
+def test_box_weight_is_a_share_or_balanced() -> None:
+    assert WidenThin(box_weight=1).box_weight == 1.0
+    assert WidenThin(box_weight="balanced").box_weight == "balanced"
+    for bad in (0, 1.5, -0.2, "half"):
+        with pytest.raises(ValueError):
+            WidenThin(box_weight=bad)

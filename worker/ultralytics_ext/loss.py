@@ -34,6 +34,7 @@ class LossSettings:
     small_threshold: float = 0.0
     small_measure: str = "area"
     box_pad_px: Sequence[tuple[float, float]] | None = None  # widen_thin: (width, height) pad per class, pixels
+    box_class_weights: Sequence[float] | None = None  # per-class weight of the box and DFL terms (None: all 1)
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,21 @@ class Assignment:
 
 
 class SmallObjectBboxLoss(BboxLoss):
-    """Ultralytics' box/DFL loss with anchors assigned to small ground-truth boxes weighted ``gain`` times."""
+    """Ultralytics' box/DFL loss with anchors assigned to small ground-truth boxes weighted ``gain`` times, and
+    each anchor weighted by its class's ``class_weights`` entry when given. Both act on the per-anchor weight
+    (the target scores) and leave the normalizer as it was."""
 
-    def __init__(self, reg_max: int, gain: float, threshold: float, measure: str):
+    def __init__(
+        self,
+        reg_max: int,
+        gain: float = 1.0,
+        threshold: float = 0.0,
+        measure: str = "area",
+        class_weights: torch.Tensor | None = None,
+    ):
         super().__init__(reg_max)
         self.gain, self.threshold, self.measure = gain, threshold, measure
+        self.class_weights = None if class_weights is None else class_weights.view(1, 1, -1)
 
     def forward(
         self,
@@ -75,8 +86,12 @@ class SmallObjectBboxLoss(BboxLoss):
         imgsz,
         stride,
     ):
-        small = small_box_mask(target_bboxes * stride, imgsz, self.threshold, self.measure)
-        weighted = small_object_weights(target_scores, small, self.gain)
+        weighted = target_scores
+        if self.gain != 1.0:
+            small = small_box_mask(target_bboxes * stride, imgsz, self.threshold, self.measure)
+            weighted = small_object_weights(target_scores, small, self.gain)
+        if self.class_weights is not None:
+            weighted = weighted * self.class_weights.to(weighted.dtype)
         return super().forward(
             pred_dist, pred_bboxes, anchor_points, target_bboxes, weighted, target_scores_sum, fg_mask, imgsz, stride
         )
@@ -100,9 +115,14 @@ class StagerunDetectionLoss(v8DetectionLoss):
                 raise ValueError(f"{weights.numel()} class weights for a model with {self.nc} classes")
             inherited = self.class_weights  # Ultralytics' cls_pw weights, when set: both apply
             self.class_weights = weights.view(1, 1, -1) * (inherited if inherited is not None else 1.0)
-        if settings.small_gain != 1.0:
+        box_weights = None
+        if settings.box_class_weights is not None:
+            box_weights = torch.tensor(list(settings.box_class_weights), dtype=torch.float32, device=self.device)
+            if box_weights.numel() != self.nc:
+                raise ValueError(f"{box_weights.numel()} box class weights for a model with {self.nc} classes")
+        if settings.small_gain != 1.0 or box_weights is not None:
             self.bbox_loss = SmallObjectBboxLoss(
-                self.reg_max, settings.small_gain, settings.small_threshold, settings.small_measure
+                self.reg_max, settings.small_gain, settings.small_threshold, settings.small_measure, box_weights
             ).to(self.device)
         self.box_pad_px = None
         if settings.box_pad_px is not None:

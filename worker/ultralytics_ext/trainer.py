@@ -26,7 +26,13 @@ from worker.ultralytics_ext.loss import LossSettings, StagerunDetectionLoss
 from worker.ultralytics_ext.starvation import StarvationCollector
 from worker.ultralytics_ext.training_data import TrainingDataMixin
 from worker.ultralytics_ext.training_profile import training_profile
-from worker.ultralytics_ext.widening import ATTRIBUTE, NarrowingValidator, pads_of_long_side, stored_pad
+from worker.ultralytics_ext.widening import (
+    ATTRIBUTE,
+    NarrowingValidator,
+    box_weights,
+    pads_of_long_side,
+    stored_pad,
+)
 
 
 def _plain(value: object) -> float | int | str:
@@ -184,7 +190,14 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             small_threshold=small.threshold if small else 0.0,
             small_measure=small.measure if small else "area",
             box_pad_px=self._pad_pixels(),
+            box_class_weights=self._box_class_weights(),
         )
+
+    def _box_class_weights(self) -> list[float] | None:
+        widen = self.options.widen_thin
+        if self.box_pad is None or widen is None or widen.box_weight == 1.0:
+            return None
+        return box_weights(self.box_pad, widen.box_weight)
 
     def _pad_pixels(self) -> list[tuple[float, float]] | None:
         if self.box_pad is None:
@@ -290,6 +303,11 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         if used is not None:
             self.record("class_weights", {name: round(weight, 6) for name, weight in zip(names, used, strict=True)})
             self.record("class_instances", dict(zip(names, self.class_instances(), strict=True)))
+        if settings.box_class_weights is not None:
+            self.record(
+                "box_class_weights",
+                {name: w for name, w in zip(names, settings.box_class_weights, strict=True) if w != 1.0},
+            )
         if self.options.focal is not None:
             self.record("focal", {"gamma": settings.gamma, "alpha": settings.alpha})
         if self.options.small_object_gain is not None:

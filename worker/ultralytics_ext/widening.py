@@ -18,6 +18,7 @@ from shared.stage_kinds.training_options import WidenThin
 
 ATTRIBUTE = "stagerun_box_pad"
 MIN_HALF_WIDTH_PX = 0.05  # a prediction narrower than its pad keeps a sliver at its centre, not a negative box
+MIN_BALANCED_WEIGHT = 0.01  # a class padded from (almost) nothing still regresses its box
 
 
 def pads_of_long_side(widen: WidenThin, profile: dict, names: Sequence[str], imgsz: int) -> list[tuple[float, float]]:
@@ -49,6 +50,23 @@ def stored_pad(names: Sequence[str], pads: Sequence[tuple[float, float]], target
         "target_px": float(target_px),
         "imgsz": int(imgsz),
     }
+
+
+def box_weights(pad: dict, box_weight: float | str) -> list[float]:
+    """Per-class weights of the box and DFL terms for ``widen_thin.box_weight``: 1 for a class not widened;
+    for a widened one either ``box_weight`` itself or, for 'balanced', its unwidened thin side over the target
+    (the inverse of how many more anchors widening puts inside its boxes)."""
+    target = pad["target_px"] / pad["imgsz"]
+    weights = []
+    for width_pad, height_pad in pad["pad"]:
+        grown = max(width_pad, height_pad)
+        if not grown:
+            weights.append(1.0)
+        elif box_weight == "balanced":
+            weights.append(round(max(target - grown, 0.0) / target, 6) or MIN_BALANCED_WEIGHT)
+        else:
+            weights.append(float(box_weight))
+    return weights
 
 
 def model_pad(model: object) -> dict | None:
