@@ -33,6 +33,7 @@ from worker.ultralytics_ext.offline import prepare_offline  # noqa: E402
 
 DEFAULT_RUNS = {"plain": None, "stagerun": {}}
 SPLITS = ("val", "test")
+RECORDED_INFO = ("automatic_recipe", "widen_thin", "class_weights", "box_class_weights")
 
 
 class Recorded:
@@ -93,7 +94,7 @@ def train(label: str, data: Path, work: Path, args: argparse.Namespace, options:
         "parameters": sum(p.numel() for p in model.model.parameters()),
         "train_seconds": round(seconds, 1),
         "epoch_seconds": epoch_seconds(save_dir / "results.csv"),
-        "info": {k: v for k, v in recorded.info.items() if k in ("automatic_recipe", "widen_thin", "class_weights", "box_class_weights")},
+        "info": {k: v for k, v in recorded.info.items() if k in RECORDED_INFO},
     }
 
 

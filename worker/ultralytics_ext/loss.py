@@ -57,7 +57,7 @@ class Assignment:
     target_gt_idx: torch.Tensor  # (batch, anchors)
 
 
-class SmallObjectBboxLoss(BboxLoss):
+class WeightedBboxLoss(BboxLoss):
     """Ultralytics' box/DFL loss with anchors assigned to small ground-truth boxes weighted ``gain`` times, and
     each anchor weighted by its class's ``class_weights`` entry when given. Both act on the per-anchor weight
     (the target scores) and leave the normalizer as it was."""
@@ -110,18 +110,14 @@ class StagerunDetectionLoss(v8DetectionLoss):
         self.settings = settings
         self.bce = partial(focal_bce, gamma=settings.gamma, alpha=settings.alpha)
         if settings.class_weights is not None:
-            weights = torch.tensor(list(settings.class_weights), dtype=torch.float32, device=self.device)
-            if weights.numel() != self.nc:
-                raise ValueError(f"{weights.numel()} class weights for a model with {self.nc} classes")
+            weights = self._per_class(settings.class_weights, "class weights")
             inherited = self.class_weights  # Ultralytics' cls_pw weights, when set: both apply
             self.class_weights = weights.view(1, 1, -1) * (inherited if inherited is not None else 1.0)
         box_weights = None
         if settings.box_class_weights is not None:
-            box_weights = torch.tensor(list(settings.box_class_weights), dtype=torch.float32, device=self.device)
-            if box_weights.numel() != self.nc:
-                raise ValueError(f"{box_weights.numel()} box class weights for a model with {self.nc} classes")
+            box_weights = self._per_class(settings.box_class_weights, "box class weights")
         if settings.small_gain != 1.0 or box_weights is not None:
-            self.bbox_loss = SmallObjectBboxLoss(
+            self.bbox_loss = WeightedBboxLoss(
                 self.reg_max, settings.small_gain, settings.small_threshold, settings.small_measure, box_weights
             ).to(self.device)
         self.box_pad_px = None
@@ -132,6 +128,12 @@ class StagerunDetectionLoss(v8DetectionLoss):
         self.task_assigner = assigner if assigner is not None else self.make_assigner()
         self.assigner = self._assign  # Ultralytics' loss calls self.assigner(...)
         self.assignment_observers: list[Callable[[Assignment], None]] = []
+
+    def _per_class(self, values: Sequence[float], what: str) -> torch.Tensor:
+        tensor = torch.tensor(list(values), dtype=torch.float32, device=self.device)
+        if tensor.numel() != self.nc:
+            raise ValueError(f"{tensor.numel()} {what} for a model with {self.nc} classes")
+        return tensor
 
     def preprocess(self, targets: torch.Tensor, batch_size: int, scale_tensor: torch.Tensor) -> torch.Tensor:
         """Ultralytics' padded (batch, boxes, class + xyxy pixels) targets; with ``widen_thin``, every real box
