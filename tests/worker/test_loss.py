@@ -166,3 +166,45 @@ def test_box_class_weights_scale_each_class_box_and_dfl_terms_only(model, preds,
     torch.testing.assert_close(other_off, only_disc)
     with pytest.raises(ValueError, match="2 box class weights for a model with 3 classes"):
         StagerunDetectionLoss(model, LossSettings(box_class_weights=[1.0, 2.0]))
+
+
+def test_narrowed_iou_scores_the_thin_box_and_leaves_dfl_and_classes_alone(model, preds, batch) -> None:
+    pads = [(0.0, 0.0), (0.0, 0.0), (6.0, 0.0)]  # the 12 px bar (class 2) is trained as if widened by 6 px
+    widened = losses(StagerunDetectionLoss(model, LossSettings(box_pad_px=pads)), preds, batch)
+    narrowed = losses(StagerunDetectionLoss(model, LossSettings(box_pad_px=pads, narrowed_iou=True)), preds, batch)
+    torch.testing.assert_close(narrowed[1:], widened[1:])
+    assert narrowed[0] != widened[0]
+    unpadded = [(0.0, 0.0)] * NC
+    no_pad = losses(StagerunDetectionLoss(model, LossSettings(box_pad_px=unpadded, narrowed_iou=True)), preds, batch)
+    torch.testing.assert_close(no_pad, losses(v8DetectionLoss(model), preds, batch), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="narrowed IoU term needs box pads"):
+        StagerunDetectionLoss(model, LossSettings(narrowed_iou=True))
+
+
+def test_narrowed_iou_is_the_ciou_of_the_boxes_as_evaluation_narrows_them() -> None:
+    """A 1 px stem widened to 8 px, predicted 0.4 px to the right, on a stride-8 anchor (grid units = px / 8):
+    the widened IoU barely notices, the narrowed term is Ultralytics' CIoU of the two 1 px boxes."""
+    from ultralytics.utils.metrics import bbox_iou
+
+    from worker.ultralytics_ext.loss import WeightedBboxLoss
+
+    stride = torch.tensor([[8.0], [16.0]])
+    target_px = torch.tensor([[20.0, 10.0, 28.0, 50.0], [0.0, 0.0, 32.0, 32.0]])  # a widened stem, a square
+    pred_px = target_px + torch.tensor([[0.4, 0.0, 0.4, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    scores = torch.tensor([[[0.0, 0.7], [0.9, 0.0]]])  # anchor 0: class 1 (stem), anchor 1: class 0
+    fg = torch.tensor([[True, True]])
+    dist = torch.zeros(1, 2, 64)
+    anchors = torch.tensor([[3.0, 3.0], [1.0, 1.0]])
+    pads = torch.tensor([[0.0, 0.0], [7.0, 0.0]])
+    args = (dist, (pred_px / stride).unsqueeze(0), anchors, (target_px / stride).unsqueeze(0), scores)
+    rest = (scores.sum(), fg, torch.tensor([64.0, 64.0]), stride)
+    narrowed, dfl_narrowed = WeightedBboxLoss(16, narrow_px=pads)(*args, *rest)
+    widened, dfl_widened = WeightedBboxLoss(16)(*args, *rest)
+    thin = torch.tensor([[23.5, 10.0, 24.5, 50.0], [23.9, 10.0, 24.9, 50.0]]) / 8
+    stem_term = 1 - bbox_iou(thin[1:], thin[:1], xywh=False, CIoU=True)
+    square_term = 1 - bbox_iou(pred_px[1:] / 16, target_px[1:] / 16, xywh=False, CIoU=True)
+    torch.testing.assert_close(narrowed, ((0.7 * stem_term + 0.9 * square_term) / 1.6).squeeze())
+    widened_stem_term = 1 - bbox_iou(pred_px[:1] / 8, target_px[:1] / 8, xywh=False, CIoU=True)
+    torch.testing.assert_close(widened, ((0.7 * widened_stem_term + 0.9 * square_term) / 1.6).squeeze())
+    assert float(stem_term) > 0.5 > 0.1 > float(widened_stem_term)
+    torch.testing.assert_close(dfl_narrowed, dfl_widened)

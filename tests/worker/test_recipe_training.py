@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.loss import v8DetectionLoss
@@ -148,3 +149,14 @@ def test_balanced_box_weight_gives_a_widened_class_its_unwidened_share_of_the_bo
     assert weights[BAR] == pytest.approx((8.0 - pad) / 8.0, abs=1e-3) and 0 < weights[BAR] < 0.5
     assert [w for i, w in enumerate(weights) if i != BAR] == [1.0] * (len(weights) - 1)
     assert trainer.reporter.info["box_class_weights"] == {"bar": pytest.approx(weights[BAR], abs=1e-5)}
+
+
+def test_narrowed_box_iou_trains_with_the_pads_and_is_recorded(thin_data, tmp_path) -> None:
+    stage = default_stage(widen_thin={"box_iou": "narrowed", "box_weight": 0.3}, thin_assigner=None)
+    trainer, _ = train(thin_data, tmp_path, "narrowed", StagerunTrainer.for_stage(stage, Recorded()), epochs=1, imgsz=96)
+    bbox_loss = trainer.model.criterion.bbox_loss
+    assert bbox_loss.narrow_px is not None and float(bbox_loss.narrow_px[BAR, 0]) > 0
+    torch.testing.assert_close(bbox_loss.narrow_px, trainer.model.criterion.box_pad_px)
+    assert trainer.reporter.info["box_iou"] == "narrowed"
+    assert trainer.reporter.info["box_class_weights"] == {"bar": 0.3}
+    assert results_rows(trainer)  # it trained an epoch

@@ -104,3 +104,19 @@ def test_box_weight_is_a_share_or_balanced() -> None:
     for bad in (0, 1.5, -0.2, "half"):
         with pytest.raises(ValueError):
             WidenThin(box_weight=bad)
+
+
+def test_box_iou_is_widened_or_narrowed() -> None:
+    assert WidenThin().box_iou == "widened"
+    assert WidenThin(box_iou="narrowed").box_iou == "narrowed"
+    with pytest.raises(ValueError):
+        WidenThin(box_iou="thin")
+
+
+def test_shrink_boxes_keeps_a_sliver_and_leaves_unshrunk_sides() -> None:
+    from worker.ultralytics_ext.widening import shrink_boxes
+
+    boxes = torch.tensor([[10.0, 0.0, 18.0, 40.0], [0.0, 0.0, 4.0, 4.0]])
+    shrunk = shrink_boxes(boxes, torch.tensor([[7.0, 0.0], [6.0, 0.0]]), min_half=0.1)
+    assert shrunk[0].tolist() == pytest.approx([13.5, 0.0, 14.5, 40.0])
+    assert shrunk[1].tolist() == pytest.approx([1.9, 0.0, 2.1, 4.0])

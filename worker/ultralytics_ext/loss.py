@@ -18,9 +18,10 @@ from functools import partial
 import torch
 from torch import nn
 from ultralytics.utils.loss import BboxLoss, v8DetectionLoss
+from ultralytics.utils.metrics import bbox_iou
 
 from worker.ultralytics_ext.loss_math import focal_bce, small_box_mask, small_object_weights
-from worker.ultralytics_ext.widening import widen_boxes
+from worker.ultralytics_ext.widening import MIN_HALF_WIDTH_PX, shrink_boxes, widen_boxes
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class LossSettings:
     small_measure: str = "area"
     box_pad_px: Sequence[tuple[float, float]] | None = None  # widen_thin: (width, height) pad per class, pixels
     box_class_weights: Sequence[float] | None = None  # per-class weight of the box and DFL terms (None: all 1)
+    narrowed_iou: bool = False  # widen_thin box_iou 'narrowed': the IoU term compares boxes narrowed by box_pad_px
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,11 @@ class Assignment:
 class WeightedBboxLoss(BboxLoss):
     """Ultralytics' box/DFL loss with anchors assigned to small ground-truth boxes weighted ``gain`` times, and
     each anchor weighted by its class's ``class_weights`` entry when given. Both act on the per-anchor weight
-    (the target scores) and leave the normalizer as it was."""
+    (the target scores) and leave the normalizer as it was.
+
+    With ``narrow_px`` (a (classes, 2) width/height pad in pixels) the IoU term compares the predicted and the
+    target box both shrunk by the anchor's class pad: the thin box as labelled against the prediction as
+    stagerun's validators narrow it. The DFL term keeps the widened distances (bins of one stride)."""
 
     def __init__(
         self,
@@ -69,10 +75,12 @@ class WeightedBboxLoss(BboxLoss):
         threshold: float = 0.0,
         measure: str = "area",
         class_weights: torch.Tensor | None = None,
+        narrow_px: torch.Tensor | None = None,
     ):
         super().__init__(reg_max)
         self.gain, self.threshold, self.measure = gain, threshold, measure
         self.class_weights = None if class_weights is None else class_weights.view(1, 1, -1)
+        self.narrow_px = narrow_px
 
     def forward(
         self,
@@ -92,9 +100,27 @@ class WeightedBboxLoss(BboxLoss):
             weighted = small_object_weights(target_scores, small, self.gain)
         if self.class_weights is not None:
             weighted = weighted * self.class_weights.to(weighted.dtype)
-        return super().forward(
+        loss_iou, loss_dfl = super().forward(
             pred_dist, pred_bboxes, anchor_points, target_bboxes, weighted, target_scores_sum, fg_mask, imgsz, stride
         )
+        if self.narrow_px is not None:
+            loss_iou = self.narrowed_iou_loss(pred_bboxes, target_bboxes, weighted, target_scores_sum, fg_mask, stride)
+        return loss_iou, loss_dfl
+
+    def narrowed_iou_loss(self, pred_bboxes, target_bboxes, weighted, target_scores_sum, fg_mask, stride):
+        """Ultralytics' CIoU term on boxes narrowed by their anchor's class pad. Boxes arrive in grid units
+        (pixels over the anchor's stride), so the pad is divided by that stride; an anchor's class is its
+        target's (the one non-zero target score)."""
+        fg = fg_mask.nonzero(as_tuple=True)
+        weight = weighted[fg].sum(-1, keepdim=True)
+        classes = weighted[fg].argmax(-1)
+        anchor_stride = stride.view(-1)[fg[1]].unsqueeze(-1)
+        shrink = self.narrow_px.to(pred_bboxes.dtype)[classes] / anchor_stride
+        min_half = MIN_HALF_WIDTH_PX / anchor_stride
+        pred = shrink_boxes(pred_bboxes[fg], shrink, min_half)
+        target = shrink_boxes(target_bboxes[fg], shrink, min_half)
+        iou = bbox_iou(pred, target, xywh=False, CIoU=True)
+        return ((1.0 - iou) * weight).sum() / target_scores_sum
 
 
 class StagerunDetectionLoss(v8DetectionLoss):
@@ -116,15 +142,18 @@ class StagerunDetectionLoss(v8DetectionLoss):
         box_weights = None
         if settings.box_class_weights is not None:
             box_weights = self._per_class(settings.box_class_weights, "box class weights")
-        if settings.small_gain != 1.0 or box_weights is not None:
-            self.bbox_loss = WeightedBboxLoss(
-                self.reg_max, settings.small_gain, settings.small_threshold, settings.small_measure, box_weights
-            ).to(self.device)
         self.box_pad_px = None
         if settings.box_pad_px is not None:
             self.box_pad_px = torch.tensor([list(p) for p in settings.box_pad_px], dtype=torch.float32, device=self.device)
             if self.box_pad_px.shape != (self.nc, 2):
                 raise ValueError(f"box pads of shape {tuple(self.box_pad_px.shape)} for a model with {self.nc} classes")
+        if settings.narrowed_iou and self.box_pad_px is None:
+            raise ValueError("a narrowed IoU term needs box pads")
+        narrow_px = self.box_pad_px if settings.narrowed_iou else None
+        if settings.small_gain != 1.0 or box_weights is not None or narrow_px is not None:
+            self.bbox_loss = WeightedBboxLoss(
+                self.reg_max, settings.small_gain, settings.small_threshold, settings.small_measure, box_weights, narrow_px
+            ).to(self.device)
         self.task_assigner = assigner if assigner is not None else self.make_assigner()
         self.assigner = self._assign  # Ultralytics' loss calls self.assigner(...)
         self.assignment_observers: list[Callable[[Assignment], None]] = []

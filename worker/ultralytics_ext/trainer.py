@@ -191,6 +191,8 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             small_measure=small.measure if small else "area",
             box_pad_px=self._pad_pixels(),
             box_class_weights=self._box_class_weights(),
+            narrowed_iou=self.box_pad is not None and options.widen_thin is not None
+            and options.widen_thin.box_iou == "narrowed",
         )
 
     def _box_class_weights(self) -> list[float] | None:
@@ -308,6 +310,8 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
                 "box_class_weights",
                 {name: w for name, w in zip(names, settings.box_class_weights, strict=True) if w != 1.0},
             )
+        if settings.narrowed_iou:
+            self.record("box_iou", "narrowed")
         if self.options.focal is not None:
             self.record("focal", {"gamma": settings.gamma, "alpha": settings.alpha})
         if self.options.small_object_gain is not None:

@@ -91,9 +91,14 @@ def widen_boxes(boxes: torch.Tensor, classes: torch.Tensor, pads_px: torch.Tenso
 
 def narrow_boxes(boxes: torch.Tensor, classes: torch.Tensor, pads_px: torch.Tensor) -> torch.Tensor:
     """The inverse of ``widen_boxes``; a box narrower than its pad keeps a sliver at its centre."""
-    shrink = pads_px[classes.long()].to(boxes.dtype)
+    return shrink_boxes(boxes, pads_px[classes.long()].to(boxes.dtype))
+
+
+def shrink_boxes(boxes: torch.Tensor, shrink: torch.Tensor, min_half: float = MIN_HALF_WIDTH_PX) -> torch.Tensor:
+    """xyxy ``boxes`` (..., 4) shrunk about their centre by ``shrink`` (..., 2) (width, height), each side kept
+    at least ``min_half`` from the centre; a side with no shrink is returned as it was."""
     centre = (boxes[..., :2] + boxes[..., 2:]) / 2
-    half = ((boxes[..., 2:] - boxes[..., :2] - shrink) / 2).clamp(min=MIN_HALF_WIDTH_PX)
+    half = ((boxes[..., 2:] - boxes[..., :2] - shrink) / 2).clamp(min=min_half)
     half = torch.where(shrink > 0, half, (boxes[..., 2:] - boxes[..., :2]) / 2)
     return torch.cat((centre - half, centre + half), dim=-1)
 
