@@ -153,6 +153,13 @@ class WidenThin(Options):
         "the width that decides the match rather than on the ends.",
     )
 
+    levels: Literal["all", "finest"] = Field(
+        "all",
+        description="Feature levels whose anchors may learn a widened box: 'all' (Ultralytics' rule: any level whose "
+        "anchors fall inside it), or 'finest' (only the finest stride, the one target_px matches; a coarser "
+        "level regresses a box 8 px wide in bins of 16-32 px and shares its box branch with the large classes).",
+    )
+
     @field_validator("box_weight")
     @classmethod
     def _box_weight_range(cls, value: float | str) -> float | str:

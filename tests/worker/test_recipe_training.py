@@ -160,3 +160,12 @@ def test_narrowed_box_iou_trains_with_the_pads_and_is_recorded(thin_data, tmp_pa
     assert trainer.reporter.info["box_iou"] == "narrowed"
     assert trainer.reporter.info["box_class_weights"] == {"bar": 0.3}
     assert results_rows(trainer)  # it trained an epoch
+
+
+def test_finest_level_widening_builds_a_finest_only_assigner_and_is_recorded(thin_data, tmp_path) -> None:
+    stage = default_stage(widen_thin={"levels": "finest"}, thin_assigner=None)
+    trainer, _ = train(thin_data, tmp_path, "finest", StagerunTrainer.for_stage(stage, Recorded()), epochs=1, imgsz=96)
+    assigner = trainer.model.criterion.task_assigner
+    assert isinstance(assigner, ThinAwareAssigner) and assigner.finest_classes == frozenset({BAR})
+    assert trainer.reporter.info["widened_finest_level_only"] == ["bar"]
+    assert results_rows(trainer)

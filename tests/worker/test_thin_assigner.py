@@ -140,3 +140,27 @@ def test_starvation_counts_by_hand():
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="thin-assigner"):
         ThinAwareAssigner(**ASSIGNER_ARGS, iou="giou")
+
+
+def test_finest_classes_take_anchors_from_the_finest_level_only():
+    """A stem widened to 8 px (class 1) is assigned anchors of strides 8 and 16 by Ultralytics; marked finest-only,
+    only stride-8 anchors (the first 16 x 16 of the 128 px image), and the square keeps exactly its assignment."""
+    widened = torch.tensor([[[68.0, 20.0, 76.0, 100.0], [20.0, 20.0, 44.0, 44.0]]])
+    finest = 16 * 16
+    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=8.0, gt_bboxes=widened)
+    only = assign(ThinAwareAssigner(**ASSIGNER_ARGS, finest_classes=frozenset({1})), side=8.0, gt_bboxes=widened)
+    plain_stem, _ = box_targets(plain, STEM)
+    only_stem, _ = box_targets(only, STEM)
+    assert plain_stem[finest:].any() and plain_stem[:finest].any()
+    assert only_stem.any() and not only_stem[finest:].any()
+    for a, b in zip(box_targets(plain, SQUARE), box_targets(only, SQUARE), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_finest_level_size_splits_the_concatenated_levels():
+    from worker.ultralytics_ext.assigner import finest_level_size
+
+    assert finest_level_size(256 + 64 + 16, [8, 16, 32]) == 256
+    assert finest_level_size(1600 + 400 + 100 + 25, [4, 8, 16, 32]) == 1600
+    with pytest.raises(ValueError, match="do not split into levels"):
+        finest_level_size(300, [8, 16, 32])

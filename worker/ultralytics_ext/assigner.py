@@ -39,6 +39,16 @@ def floor_class_targets(
     return target_scores.scatter(-1, label, floored)
 
 
+def finest_level_size(n_anchors: int, strides: list[float]) -> int:
+    """How many of ``n_anchors`` (levels concatenated finest first, each an (H/s) x (W/s) grid) belong to the
+    finest level: n_anchors = H W sum(1/s^2), so the finest holds n_anchors / sum((s_0/s)^2)."""
+    share = sum((strides[0] / s) ** 2 for s in strides)
+    finest = round(n_anchors / share)
+    if abs(finest * share - n_anchors) > 1e-6 * n_anchors + 1e-9:
+        raise ValueError(f"{n_anchors} anchors do not split into levels of strides {list(strides)}")
+    return finest
+
+
 def yield_contested(
     mask_pos: torch.Tensor, overlaps: torch.Tensor, yielding: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,7 +65,8 @@ def yield_contested(
 class ThinAwareAssigner(TaskAlignedAssigner):
     """``TaskAlignedAssigner`` with a choice of alignment IoU, a floor on positive anchors' class targets, and
     classes that yield contested anchors (``yield_classes``: boxes of those classes keep no anchor another box
-    also claims, e.g. stems widened by ``widen_thin`` crossing a beam)."""
+    also claims, e.g. stems widened by ``widen_thin`` crossing a beam), and classes whose boxes take candidate
+    anchors from the finest level only (``finest_classes``)."""
 
     def __init__(
         self,
@@ -64,11 +75,14 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         target_floor: float = 0.0,
         floor_on: str = "all",
         yield_classes: frozenset[int] = frozenset(),
+        finest_classes: frozenset[int] = frozenset(),
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.yield_classes = frozenset(int(c) for c in yield_classes)
+        self.finest_classes = frozenset(int(c) for c in finest_classes)
         self._yielding: torch.Tensor | None = None
+        self._finest_only: torch.Tensor | None = None
         if iou not in ("ciou", "iou") or floor_on not in ("all", "starved") or not 0.0 <= target_floor <= 1.0:
             raise ValueError(f"bad thin-assigner options: iou={iou!r} target_floor={target_floor} floor_on={floor_on!r}")
         self.iou = iou
@@ -77,10 +91,15 @@ class ThinAwareAssigner(TaskAlignedAssigner):
 
     @classmethod
     def like(
-        cls, assigner: TaskAlignedAssigner, options: ThinAssigner | None, yield_classes: frozenset[int] = frozenset()
+        cls,
+        assigner: TaskAlignedAssigner,
+        options: ThinAssigner | None,
+        yield_classes: frozenset[int] = frozenset(),
+        finest_classes: frozenset[int] = frozenset(),
     ) -> ThinAwareAssigner:
         """A thin-aware assigner with the top-k, alpha, beta, strides and eps of the one a loss built; with
-        ``options`` None, Ultralytics' alignment (CIoU, no floor) and only ``yield_classes`` differ."""
+        ``options`` None, Ultralytics' alignment (CIoU, no floor) and only ``yield_classes`` and
+        ``finest_classes`` differ."""
         options = options or ThinAssigner(iou="ciou", target_floor=0.0, floor_on="all")
         return cls(
             topk=assigner.topk,
@@ -94,12 +113,21 @@ class ThinAwareAssigner(TaskAlignedAssigner):
             target_floor=options.target_floor,
             floor_on=options.floor_on,
             yield_classes=yield_classes,
+            finest_classes=finest_classes,
         )
 
     def iou_calculation(self, gt_bboxes: torch.Tensor, pd_bboxes: torch.Tensor) -> torch.Tensor:
         if self.iou == "ciou":
             return super().iou_calculation(gt_bboxes, pd_bboxes)
         return bbox_iou(gt_bboxes, pd_bboxes, xywh=False).squeeze(-1).clamp_(0)
+
+    def select_candidates_in_gts(self, xy_centers, gt_bboxes, mask_gt, eps=1e-9):
+        mask = super().select_candidates_in_gts(xy_centers, gt_bboxes, mask_gt, eps)
+        if self._finest_only is None or self._finest_only.shape[1] != mask.shape[1]:
+            return mask
+        coarse = torch.ones(mask.shape[-1], dtype=torch.bool, device=mask.device)
+        coarse[: finest_level_size(mask.shape[-1], list(self.stride))] = False
+        return mask & ~(self._finest_only.unsqueeze(-1) & coarse)
 
     def select_highest_overlaps(self, mask_pos, overlaps, n_max_boxes, align_metric):
         if self._yielding is not None and self._yielding.shape[1] == mask_pos.shape[1]:
@@ -108,10 +136,8 @@ class ThinAwareAssigner(TaskAlignedAssigner):
 
     @torch.no_grad()
     def forward(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
-        self._yielding = None
-        if self.yield_classes and gt_labels.numel():
-            ids = torch.tensor(sorted(self.yield_classes), device=gt_labels.device)
-            self._yielding = torch.isin(gt_labels.squeeze(-1).long(), ids) & mask_gt.squeeze(-1).bool()
+        self._yielding = self._boxes_of(self.yield_classes, gt_labels, mask_gt)
+        self._finest_only = self._boxes_of(self.finest_classes, gt_labels, mask_gt)
         target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = super().forward(
             pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra
         )
@@ -126,3 +152,11 @@ class ThinAwareAssigner(TaskAlignedAssigner):
                 starved_only=self.floor_on == "starved",
             )
         return target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx
+
+    @staticmethod
+    def _boxes_of(classes: frozenset[int], gt_labels: torch.Tensor, mask_gt: torch.Tensor) -> torch.Tensor | None:
+        """(b, n) mask of the real boxes whose class is in ``classes``; None when there are none to mark."""
+        if not classes or not gt_labels.numel():
+            return None
+        ids = torch.tensor(sorted(classes), device=gt_labels.device)
+        return torch.isin(gt_labels.squeeze(-1).long(), ids) & mask_gt.squeeze(-1).bool()

@@ -219,15 +219,19 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         replaces the loss's assigner with a ``ThinAwareAssigner`` of the same top-k, alpha, beta and strides."""
         criterion = StagerunDetectionLoss(model, settings)
         thin, widen = self.options.thin_assigner, self.options.widen_thin
-        yielding = frozenset()
-        if widen is not None and widen.yield_anchors and settings.box_pad_px is not None:
-            yielding = frozenset(i for i, (w, h) in enumerate(settings.box_pad_px) if w > 0 or h > 0)
-        if thin is not None or yielding:
-            criterion.task_assigner = ThinAwareAssigner.like(criterion.task_assigner, thin, yielding)
+        widened = frozenset()
+        if widen is not None and settings.box_pad_px is not None:
+            widened = frozenset(i for i, (w, h) in enumerate(settings.box_pad_px) if w > 0 or h > 0)
+        yielding = widened if widen is not None and widen.yield_anchors else frozenset()
+        finest = widened if widen is not None and widen.levels == "finest" else frozenset()
+        if thin is not None or yielding or finest:
+            criterion.task_assigner = ThinAwareAssigner.like(criterion.task_assigner, thin, yielding, finest)
         if thin is not None:
             self.record("thin_assigner", thin.model_dump())
         if yielding:
             self.record("widened_yield_anchors", [self.class_names()[i] for i in sorted(yielding)])
+        if finest:
+            self.record("widened_finest_level_only", [self.class_names()[i] for i in sorted(finest)])
         return criterion
 
     def set_class_weights(self) -> None:
