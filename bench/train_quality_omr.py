@@ -33,7 +33,14 @@ from worker.ultralytics_ext.offline import prepare_offline  # noqa: E402
 
 DEFAULT_RUNS = {"plain": None, "stagerun": {}}
 SPLITS = ("val", "test")
-RECORDED_INFO = ("automatic_recipe", "widen_thin", "class_weights", "box_class_weights")
+RECORDED_INFO = (
+    "automatic_recipe",
+    "widen_thin",
+    "class_weights",
+    "box_class_weights",
+    "box_iou",
+    "widened_finest_level_only",
+)
 
 
 class Recorded:
