@@ -40,7 +40,14 @@ def test_thin_classes_get_the_thin_recipe_for_those_classes_with_the_reason() ->
     choices = automatic_choices(TrainStage(type="train"), profile(thin=True, rare=False), imgsz=320)
     chosen = options_of(choices)
     assert set(chosen) == {"thin_boxes", "widen_thin"}  # widened, the stem is no longer thin: no thin assigner
-    assert chosen["widen_thin"] == {"target_px": 8.0, "classes": ["stem"], "yield_anchors": False, "box_weight": 1.0}
+    assert chosen["widen_thin"] == {
+        "target_px": 8.0,
+        "classes": ["stem"],
+        "yield_anchors": False,
+        "box_weight": 1.0,
+        "box_iou": "widened",
+        "levels": "all",
+    }
     assert all("stem (1.1" in choice.reason and "imgsz 320" in choice.reason for choice in choices), choices
 
 
