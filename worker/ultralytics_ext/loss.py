@@ -110,7 +110,8 @@ class WeightedBboxLoss(BboxLoss):
     def narrowed_iou_loss(self, pred_bboxes, target_bboxes, weighted, target_scores_sum, fg_mask, stride):
         """Ultralytics' CIoU term on boxes narrowed by their anchor's class pad. Boxes arrive in grid units
         (pixels over the anchor's stride), so the pad is divided by that stride; an anchor's class is its
-        target's (the one non-zero target score)."""
+        target's (the one non-zero target score). It replaces the widened IoU term Ultralytics' forward computed
+        beside the DFL term: one more CIoU over the positive anchors, so the DFL term stays Ultralytics' code."""
         fg = fg_mask.nonzero(as_tuple=True)
         weight = weighted[fg].sum(-1, keepdim=True)
         classes = weighted[fg].argmax(-1)

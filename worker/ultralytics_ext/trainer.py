@@ -181,7 +181,7 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             weights = class_weights(options.class_weights, self.class_names(), self.class_instances())
             if options.class_weight_power is not None:
                 weights = stronger_weights(weights, options.class_weight_power)
-        focal, small = options.focal, options.small_object_gain
+        focal, small, widen = options.focal, options.small_object_gain, options.widen_thin
         return LossSettings(
             class_weights=weights,
             gamma=focal.gamma if focal else 0.0,
@@ -191,8 +191,7 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             small_measure=small.measure if small else "area",
             box_pad_px=self._pad_pixels(),
             box_class_weights=self._box_class_weights(),
-            narrowed_iou=self.box_pad is not None and options.widen_thin is not None
-            and options.widen_thin.box_iou == "narrowed",
+            narrowed_iou=self.box_pad is not None and widen is not None and widen.box_iou == "narrowed",
         )
 
     def _box_class_weights(self) -> list[float] | None:
