@@ -40,6 +40,8 @@ RECORDED_INFO = (
     "box_class_weights",
     "box_iou",
     "widened_finest_level_only",
+    "widened_topk",
+    "widened_box_gradient",
 )
 
 

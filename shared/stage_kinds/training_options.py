@@ -160,6 +160,22 @@ class WidenThin(Options):
         "level regresses a box 8 px wide in bins of 16-32 px and shares its box branch with the large classes).",
     )
 
+    topk: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Positive anchors a widened box keeps at most (its best-aligned ones; null: all that the "
+        "assigner's top-k of 10 gives it). Fewer positives per stem shrink the widened classes' share of the box loss while the anchor "
+        "that survives NMS keeps its full weight, where box_weight lowers every anchor's.",
+    )
+    box_gradient: Literal["all", "head"] = Field(
+        "all",
+        description="Where a widened class's box and DFL gradients go: 'all' (the box branch and the shared "
+        "backbone and neck, as in Ultralytics), or 'head' (the box branch only: the features the other classes "
+        "localize with are trained by their own box losses and by every class's classification). 'head' runs "
+        "the box branch a second time on detached features.",
+    )
+
     @field_validator("box_weight")
     @classmethod
     def _box_weight_range(cls, value: float | str) -> float | str:

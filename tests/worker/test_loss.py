@@ -208,3 +208,67 @@ def test_narrowed_iou_is_the_ciou_of_the_boxes_as_evaluation_narrows_them() -> N
     torch.testing.assert_close(widened, ((0.7 * widened_stem_term + 0.9 * square_term) / 1.6).squeeze())
     assert float(stem_term) > 0.5 > 0.1 > float(widened_stem_term)
     torch.testing.assert_close(dfl_narrowed, dfl_widened)
+
+
+def _gradients(model: DetectionModel, settings: LossSettings, batch: dict, **gains) -> dict[str, torch.Tensor]:
+    """Every parameter's gradient of one training loss on ``batch`` (a fresh copy of the model; ``gains``
+    override the hyperparameters' box/dfl gains)."""
+    trained = copy.deepcopy(model)
+    for name, value in gains.items():
+        setattr(trained.args, name, value)
+    total, _ = StagerunDetectionLoss(trained, settings)(trained(batch["img"]), batch)
+    total.sum().backward()
+    return {n: torch.zeros_like(p) if p.grad is None else p.grad.clone() for n, p in trained.named_parameters()}
+
+
+def test_head_box_gradient_trains_the_box_branch_only() -> None:
+    """Images whose only boxes are a widened class (2): routed to the head, their box and DFL gradients reach the
+    box branch exactly as without routing, and the backbone and neck get exactly what they get with no box
+    loss at all; the loss itself does not change."""
+    torch.manual_seed(0)
+    built = DetectionModel("yolov8n.yaml", nc=NC, verbose=False)
+    built.args = get_cfg()
+    built.train()
+    bars = {
+        "img": torch.rand(2, 3, 160, 160, generator=torch.Generator().manual_seed(2)),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
+        "cls": torch.tensor([[2.0], [2.0], [2.0]]),
+        "bboxes": torch.tensor([[0.3, 0.5, 0.01, 0.5], [0.5, 0.5, 0.01, 0.3], [0.6, 0.4, 0.01, 0.6]]),
+    }
+    pads = [(0.0, 0.0), (0.0, 0.0), (6.0, 0.0)]
+    routed = _gradients(built, LossSettings(box_pad_px=pads, head_box_classes=(2,)), bars)
+    through = _gradients(built, LossSettings(box_pad_px=pads), bars)
+    no_box = _gradients(built, LossSettings(box_pad_px=pads), bars, box=0.0, dfl=0.0)
+    head = len(built.model) - 1
+    box_branch = [n for n in routed if n.startswith(f"model.{head}.cv2.")]
+    trunk = [n for n in routed if not n.startswith(f"model.{head}.")]
+    assert box_branch and trunk
+    for name in box_branch:
+        torch.testing.assert_close(routed[name], through[name])
+    for name in trunk:
+        torch.testing.assert_close(routed[name], no_box[name])
+    assert any(not torch.allclose(routed[n], through[n]) for n in trunk)  # the box loss did reach the trunk before
+    with torch.no_grad():
+        preds = built(bars["img"])
+    routed_loss = losses(StagerunDetectionLoss(built, LossSettings(box_pad_px=pads, head_box_classes=(2,))), preds, bars)
+    torch.testing.assert_close(routed_loss, losses(StagerunDetectionLoss(built, LossSettings(box_pad_px=pads)), preds, bars))
+
+
+def test_head_box_gradient_leaves_the_heads_gradients_and_the_running_statistics_alone(model, batch) -> None:
+    """In the fixture batch the widened class (2) shares images with classes 0 and 1: routing it changes no
+    gradient of the head (only where the box branch's input gradient goes), and the box branch's second pass
+    moves no BatchNorm running statistic a second time."""
+    pads = [(0.0, 0.0), (0.0, 0.0), (6.0, 0.0)]
+    routed_model = copy.deepcopy(model)
+    criterion = StagerunDetectionLoss(routed_model, LossSettings(box_pad_px=pads, head_box_classes=(2,)))
+    plain_model = copy.deepcopy(model)
+    plain = StagerunDetectionLoss(plain_model, LossSettings(box_pad_px=pads))
+    criterion(routed_model(batch["img"]), batch)[0].sum().backward()
+    plain(plain_model(batch["img"]), batch)[0].sum().backward()
+    for (name, a), b in zip(routed_model.state_dict().items(), plain_model.state_dict().values(), strict=True):
+        if "running" in name:
+            torch.testing.assert_close(a, b, msg=name)
+    head = len(model.model) - 1
+    for (name, a), b in zip(routed_model.named_parameters(), plain_model.parameters(), strict=True):
+        if name.startswith(f"model.{head}."):
+            torch.testing.assert_close(a.grad, b.grad, msg=name)

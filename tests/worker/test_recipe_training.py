@@ -169,3 +169,23 @@ def test_finest_level_widening_builds_a_finest_only_assigner_and_is_recorded(thi
     assert isinstance(assigner, ThinAwareAssigner) and assigner.finest_classes == frozenset({BAR})
     assert trainer.reporter.info["widened_finest_level_only"] == ["bar"]
     assert results_rows(trainer)
+
+
+def test_widened_topk_builds_an_assigner_that_keeps_few_positives_and_is_recorded(thin_data, tmp_path) -> None:
+    stage = default_stage(widen_thin={"topk": 1}, thin_assigner=None)
+    trainer, _ = train(thin_data, tmp_path, "topk", StagerunTrainer.for_stage(stage, Recorded()), epochs=1, imgsz=96)
+    assigner = trainer.model.criterion.task_assigner
+    assert isinstance(assigner, ThinAwareAssigner)
+    assert assigner.few_classes == frozenset({BAR}) and assigner.few_topk == 1 and assigner.topk == 10
+    assert trainer.reporter.info["widened_topk"] == {"classes": ["bar"], "topk": 1}
+    assert results_rows(trainer)
+
+
+def test_head_box_gradient_trains_with_routed_boxes_and_is_recorded(thin_data, tmp_path) -> None:
+    stage = default_stage(widen_thin={"box_gradient": "head"}, thin_assigner=None)
+    trainer, _ = train(thin_data, tmp_path, "head", StagerunTrainer.for_stage(stage, Recorded()), epochs=1, imgsz=96)
+    criterion = trainer.model.criterion
+    assert criterion.head_box_classes.tolist() == [BAR]
+    assert trainer.reporter.info["widened_box_gradient"] == {"classes": ["bar"], "to": "head"}
+    assert results_rows(trainer)
+    assert not any(m.split(".")[0] in ("worker", "shared") for m in pickled_modules(Path(trainer.best)))

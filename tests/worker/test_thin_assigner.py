@@ -164,3 +164,35 @@ def test_finest_level_size_splits_the_concatenated_levels():
     assert finest_level_size(1600 + 400 + 100 + 25, [4, 8, 16, 32]) == 1600
     with pytest.raises(ValueError, match="do not split into levels"):
         finest_level_size(300, [8, 16, 32])
+
+
+def test_few_classes_keep_their_best_aligned_anchors_only():
+    """The widened stem (class 1) gets several positives from Ultralytics' top-10; cut to its best two, it keeps
+    the two anchors Ultralytics aligned best, and the square keeps exactly its assignment."""
+    widened = torch.tensor([[[68.0, 20.0, 76.0, 100.0], [20.0, 20.0, 44.0, 44.0]]])
+    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=8.0, gt_bboxes=widened)
+    few = assign(ThinAwareAssigner(**ASSIGNER_ARGS, few_classes=frozenset({1}), few_topk=2), side=8.0, gt_bboxes=widened)
+    plain_stem, plain_scores = box_targets(plain, STEM)
+    few_stem, _ = box_targets(few, STEM)
+    assert plain_stem.sum() > 2 and few_stem.sum() == 2
+    assert not (few_stem & ~plain_stem).any()
+    best_two = plain_stem.nonzero().flatten()[plain_scores.max(-1).values.topk(2).indices]
+    assert sorted(few_stem.nonzero().flatten().tolist()) == sorted(best_two.tolist())
+    for a, b in zip(box_targets(plain, SQUARE), box_targets(few, SQUARE), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_keep_best_by_hand():
+    from worker.ultralytics_ext.assigner import keep_best
+
+    chosen = torch.tensor([[[1, 1, 1, 0], [1, 1, 0, 1]]], dtype=torch.int8)
+    metrics = torch.tensor([[[0.2, 0.9, 0.5, 0.0], [0.3, 0.1, 0.0, 0.7]]])
+    kept = keep_best(chosen, metrics, torch.tensor([[True, False]]), k=1)
+    assert kept.tolist() == [[[0, 1, 0, 0], [1, 1, 0, 1]]]
+
+
+def test_a_few_topk_outside_the_assigners_topk_is_refused():
+    with pytest.raises(ValueError, match="few_topk"):
+        ThinAwareAssigner(**ASSIGNER_ARGS, few_classes=frozenset({1}), few_topk=11)
+    with pytest.raises(ValueError, match="few_topk"):
+        ThinAwareAssigner(**ASSIGNER_ARGS, few_classes=frozenset({1}))

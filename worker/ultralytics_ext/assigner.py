@@ -62,11 +62,20 @@ def yield_contested(
     return mask_pos.masked_fill(lose, 0), overlaps.masked_fill(lose, -1.0)
 
 
+def keep_best(chosen: torch.Tensor, metrics: torch.Tensor, boxes: torch.Tensor, k: int) -> torch.Tensor:
+    """``chosen`` (b, n, anchors) with each of the marked ``boxes`` (b, n) cut to its ``k`` highest-``metrics``
+    anchors (ties at the k-th value are kept); other boxes' rows are returned unchanged."""
+    kth = torch.topk(metrics, k, dim=-1).values[..., -1:]
+    drop = boxes.unsqueeze(-1) & (metrics < kth)
+    return chosen.masked_fill(drop, 0)
+
+
 class ThinAwareAssigner(TaskAlignedAssigner):
     """``TaskAlignedAssigner`` with a choice of alignment IoU, a floor on positive anchors' class targets, and
     classes that yield contested anchors (``yield_classes``: boxes of those classes keep no anchor another box
-    also claims, e.g. stems widened by ``widen_thin`` crossing a beam), and classes whose boxes take candidate
-    anchors from the finest level only (``finest_classes``)."""
+    also claims, e.g. stems widened by ``widen_thin`` crossing a beam), classes whose boxes take candidate
+    anchors from the finest level only (``finest_classes``), and classes whose boxes keep at most ``few_topk``
+    positives (``few_classes``)."""
 
     def __init__(
         self,
@@ -76,13 +85,20 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         floor_on: str = "all",
         yield_classes: frozenset[int] = frozenset(),
         finest_classes: frozenset[int] = frozenset(),
+        few_classes: frozenset[int] = frozenset(),
+        few_topk: int | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.yield_classes = frozenset(int(c) for c in yield_classes)
         self.finest_classes = frozenset(int(c) for c in finest_classes)
+        if few_classes and (few_topk is None or not 1 <= few_topk <= self.topk):
+            raise ValueError(f"few_topk must be in [1, {self.topk}] for classes {sorted(few_classes)}, got {few_topk}")
+        self.few_classes = frozenset(int(c) for c in few_classes)
+        self.few_topk = few_topk
         self._yielding: torch.Tensor | None = None
         self._finest_only: torch.Tensor | None = None
+        self._few: torch.Tensor | None = None
         if iou not in ("ciou", "iou") or floor_on not in ("all", "starved") or not 0.0 <= target_floor <= 1.0:
             raise ValueError(f"bad thin-assigner options: iou={iou!r} target_floor={target_floor} floor_on={floor_on!r}")
         self.iou = iou
@@ -96,6 +112,8 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         options: ThinAssigner | None,
         yield_classes: frozenset[int] = frozenset(),
         finest_classes: frozenset[int] = frozenset(),
+        few_classes: frozenset[int] = frozenset(),
+        few_topk: int | None = None,
     ) -> ThinAwareAssigner:
         """A thin-aware assigner with the top-k, alpha, beta, strides and eps of the one a loss built; with
         ``options`` None, Ultralytics' alignment (CIoU, no floor) and only ``yield_classes`` and
@@ -114,6 +132,8 @@ class ThinAwareAssigner(TaskAlignedAssigner):
             floor_on=options.floor_on,
             yield_classes=yield_classes,
             finest_classes=finest_classes,
+            few_classes=few_classes,
+            few_topk=few_topk,
         )
 
     def iou_calculation(self, gt_bboxes: torch.Tensor, pd_bboxes: torch.Tensor) -> torch.Tensor:
@@ -129,6 +149,12 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         coarse[: finest_level_size(mask.shape[-1], list(self.stride))] = False
         return mask & ~(self._finest_only.unsqueeze(-1) & coarse)
 
+    def select_topk_candidates(self, metrics, topk_mask=None):
+        chosen = super().select_topk_candidates(metrics, topk_mask)
+        if self._few is None or self._few.shape[1] != metrics.shape[1]:
+            return chosen
+        return keep_best(chosen, metrics, self._few, self.few_topk)
+
     def select_highest_overlaps(self, mask_pos, overlaps, n_max_boxes, align_metric):
         if self._yielding is not None and self._yielding.shape[1] == mask_pos.shape[1]:
             mask_pos, overlaps = yield_contested(mask_pos, overlaps, self._yielding)
@@ -138,6 +164,7 @@ class ThinAwareAssigner(TaskAlignedAssigner):
     def forward(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
         self._yielding = self._boxes_of(self.yield_classes, gt_labels, mask_gt)
         self._finest_only = self._boxes_of(self.finest_classes, gt_labels, mask_gt)
+        self._few = self._boxes_of(self.few_classes, gt_labels, mask_gt)
         target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = super().forward(
             pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra
         )

@@ -37,6 +37,7 @@ class LossSettings:
     box_pad_px: Sequence[tuple[float, float]] | None = None  # widen_thin: (width, height) pad per class, pixels
     box_class_weights: Sequence[float] | None = None  # per-class weight of the box and DFL terms (None: all 1)
     narrowed_iou: bool = False  # widen_thin box_iou 'narrowed': the IoU term compares boxes narrowed by box_pad_px
+    head_box_classes: tuple[int, ...] = ()  # widen_thin box_gradient 'head': their box/DFL gradient stops at the head
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,49 @@ class Assignment:
     target_scores: torch.Tensor  # (batch, anchors, classes)
     fg_mask: torch.Tensor  # (batch, anchors) bool
     target_gt_idx: torch.Tensor  # (batch, anchors)
+
+
+class RouteBoxGradient(torch.autograd.Function):
+    """Identity on the head's box output whose gradient is split per anchor between two copies of it: the
+    one computed from the features (``through``) and the one computed from detached features (``head``).
+    ``route.mask`` (batch, anchors), set after assignment and before backward, sends an anchor's gradient
+    to ``head``; with no mask everything goes to ``through``."""
+
+    @staticmethod
+    def forward(ctx, through, head, route):
+        ctx.route = route
+        return through.view_as(through)
+
+    @staticmethod
+    def backward(ctx, grad):
+        mask = ctx.route.mask
+        if mask is None:
+            return grad, None, None
+        to_head = mask.to(grad.dtype).unsqueeze(1)  # boxes are (batch, 4 * reg_max, anchors)
+        return grad * (1.0 - to_head), grad * to_head, None
+
+
+class BoxRoute:
+    """Which anchors' box gradient stops at the head in the current batch (see ``RouteBoxGradient``)."""
+
+    mask: torch.Tensor | None = None
+
+
+def head_boxes(detect: nn.Module, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The Detect head's box output (batch, 4 * reg_max, anchors) from detached features, as its
+    ``forward_head`` concatenates it. BatchNorm running statistics are left as the first pass set them."""
+    norms = [m for m in detect.cv2.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        bs = feats[0].shape[0]
+        return torch.cat(
+            [detect.cv2[i](f.detach()).view(bs, 4 * detect.reg_max, -1) for i, f in enumerate(feats)], dim=-1
+        )
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
 
 
 class WeightedBboxLoss(BboxLoss):
@@ -156,6 +200,9 @@ class StagerunDetectionLoss(v8DetectionLoss):
                 self.reg_max, settings.small_gain, settings.small_threshold, settings.small_measure, box_weights, narrow_px
             ).to(self.device)
         self.task_assigner = assigner if assigner is not None else self.make_assigner()
+        self.head_box_classes = torch.tensor(sorted(settings.head_box_classes), dtype=torch.long, device=self.device)
+        self._detect = model.model[-1] if settings.head_box_classes else None
+        self._route: BoxRoute | None = None
         self.assigner = self._assign  # Ultralytics' loss calls self.assigner(...)
         self.assignment_observers: list[Callable[[Assignment], None]] = []
 
@@ -176,6 +223,17 @@ class StagerunDetectionLoss(v8DetectionLoss):
         out[..., 1:5] = torch.where(real, widened, out[..., 1:5])
         return out
 
+    def parse_output(self, preds):
+        """Ultralytics' training outputs; with ``head_box_classes`` and gradients on, the box output is routed
+        so that those classes' positive anchors train the box branch only (``RouteBoxGradient``)."""
+        preds = super().parse_output(preds)
+        self._route = None
+        if self._detect is None or not torch.is_grad_enabled() or not preds["boxes"].requires_grad:
+            return preds
+        self._route = BoxRoute()  # one per batch: a later forward cannot reroute this batch's backward
+        detached = head_boxes(self._detect, preds["feats"])
+        return dict(preds, boxes=RouteBoxGradient.apply(preds["boxes"], detached, self._route))
+
     def make_assigner(self) -> nn.Module:
         """The assigner this loss uses: Ultralytics' TaskAlignedAssigner as its loss built it."""
         return self.default_assigner
@@ -189,6 +247,9 @@ class StagerunDetectionLoss(v8DetectionLoss):
 
     def _assign(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
         result = self.task_assigner(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra)
+        if self._route is not None:
+            target_labels, fg_mask = result[0], result[3]
+            self._route.mask = fg_mask.bool() & torch.isin(target_labels.long(), self.head_box_classes)
         if self.assignment_observers:
             target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = result
             assignment = Assignment(

@@ -192,7 +192,14 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             box_pad_px=self._pad_pixels(),
             box_class_weights=self._box_class_weights(),
             narrowed_iou=self.box_pad is not None and widen is not None and widen.box_iou == "narrowed",
+            head_box_classes=self._head_box_classes(),
         )
+
+    def _head_box_classes(self) -> tuple[int, ...]:
+        widen = self.options.widen_thin
+        if self.box_pad is None or widen is None or widen.box_gradient != "head":
+            return ()
+        return tuple(i for i, (w, h) in enumerate(self.box_pad["pad"]) if w > 0 or h > 0)
 
     def _box_class_weights(self) -> list[float] | None:
         widen = self.options.widen_thin
@@ -223,14 +230,19 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             widened = frozenset(i for i, (w, h) in enumerate(settings.box_pad_px) if w > 0 or h > 0)
         yielding = widened if widen is not None and widen.yield_anchors else frozenset()
         finest = widened if widen is not None and widen.levels == "finest" else frozenset()
-        if thin is not None or yielding or finest:
-            criterion.task_assigner = ThinAwareAssigner.like(criterion.task_assigner, thin, yielding, finest)
+        few = widened if widen is not None and widen.topk is not None else frozenset()
+        if thin is not None or yielding or finest or few:
+            criterion.task_assigner = ThinAwareAssigner.like(
+                criterion.task_assigner, thin, yielding, finest, few, widen.topk if few else None
+            )
         if thin is not None:
             self.record("thin_assigner", thin.model_dump())
         if yielding:
             self.record("widened_yield_anchors", [self.class_names()[i] for i in sorted(yielding)])
         if finest:
             self.record("widened_finest_level_only", [self.class_names()[i] for i in sorted(finest)])
+        if few:
+            self.record("widened_topk", {"classes": [self.class_names()[i] for i in sorted(few)], "topk": widen.topk})
         return criterion
 
     def set_class_weights(self) -> None:
@@ -315,6 +327,8 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             )
         if settings.narrowed_iou:
             self.record("box_iou", "narrowed")
+        if settings.head_box_classes:
+            self.record("widened_box_gradient", {"classes": [names[i] for i in settings.head_box_classes], "to": "head"})
         if self.options.focal is not None:
             self.record("focal", {"gamma": settings.gamma, "alpha": settings.alpha})
         if self.options.small_object_gain is not None:
