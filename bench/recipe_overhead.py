@@ -4,11 +4,15 @@ the same share of the training split, seed and settings. Prints wall and CPU sec
 (issue 12's bar: within 1.10x).
 
     python bench/recipe_overhead.py [--repeats 2] [--epochs 2] [--fraction 0.25] [--imgsz 320] [--device cpu]
+        [--runs '{"label": {TrainStage options}}']
+
+--runs adds train-stage configurations beside plain and the default (each compared with plain).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -48,6 +52,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runs", type=json.loads, default={}, help="more labels -> TrainStage options")
     args = parser.parse_args()
 
     from ultralytics.models.yolo.detect import DetectionTrainer
@@ -61,6 +66,9 @@ def main() -> None:
     data = omr_data_yaml()
     stage = TrainStage(type="train", epochs=args.epochs, imgsz=args.imgsz, batch=args.batch)
     variants = {"plain": DetectionTrainer, "stagerun default": StagerunTrainer.for_stage(stage, None)}
+    for label, options in args.runs.items():
+        named = TrainStage(type="train", epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, **options)
+        variants[label] = StagerunTrainer.for_stage(named, None)
     epochs: dict[str, list[tuple]] = {name: [] for name in variants}
     for repeat in range(args.repeats):
         for name in list(variants) if repeat % 2 == 0 else list(reversed(variants)):
@@ -68,8 +76,12 @@ def main() -> None:
             epochs[name].extend(seconds)
             print(f"repeat {repeat + 1}: {name:16s} " + " ".join(f"{w:.1f}s/{c:.1f}s" for w, c in seconds), flush=True)
     for measure, index in (("wall", 0), ("cpu", 1)):
-        plain, ours = (statistics.median(s[index] for s in epochs[name]) for name in variants)
-        print(f"{measure:4s} s/epoch: plain {plain:.2f}  stagerun default {ours:.2f}  ratio {ours / plain:.3f}")
+        median = {name: statistics.median(s[index] for s in epochs[name]) for name in variants}
+        plain = median.pop("plain")
+        print(
+            f"{measure:4s} s/epoch: plain {plain:.2f}  "
+            + "  ".join(f"{name} {seconds:.2f} ratio {seconds / plain:.3f}" for name, seconds in median.items())
+        )
 
 
 if __name__ == "__main__":
