@@ -42,6 +42,7 @@ RECORDED_INFO = (
     "widened_finest_level_only",
     "widened_topk",
     "widened_box_gradient",
+    "coarse_level_classes",
 )
 
 

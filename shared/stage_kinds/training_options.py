@@ -168,6 +168,14 @@ class WidenThin(Options):
         "assigner's top-k of 10 gives it). Fewer positives per stem shrink the widened classes' share of the box loss while the anchor "
         "that survives NMS keeps its full weight, where box_weight lowers every anchor's.",
     )
+    coarse_classes: list[ClassKey] | None = Field(
+        None,
+        max_length=1000,
+        description="Classes (by id or name) whose boxes take anchors from the coarser levels only, leaving the "
+        "finest level to the widened classes (combine with levels 'finest'). An anchor predicts one box: where a "
+        "widened stem crosses a beam, the anchors on the stem cannot also regress the beam. A box with no "
+        "coarser-level candidate keeps its finest-level ones.",
+    )
     box_gradient: Literal["all", "head"] = Field(
         "all",
         description="Where a widened class's box and DFL gradients go: 'all' (the box branch and the shared "
@@ -297,6 +305,8 @@ class TrainingOptions(Options):
             keys.extend((key, f"copy_paste_rare.classes.{i}") for i, key in enumerate(self.copy_paste_rare.classes))
         if self.widen_thin is not None and self.widen_thin.classes:
             keys.extend((key, f"widen_thin.classes.{i}") for i, key in enumerate(self.widen_thin.classes))
+        if self.widen_thin is not None and self.widen_thin.coarse_classes:
+            keys.extend((key, f"widen_thin.coarse_classes.{i}") for i, key in enumerate(self.widen_thin.coarse_classes))
         return keys
 
     def named_options(self) -> set[str]:

@@ -189,3 +189,23 @@ def test_head_box_gradient_trains_with_routed_boxes_and_is_recorded(thin_data, t
     assert trainer.reporter.info["widened_box_gradient"] == {"classes": ["bar"], "to": "head"}
     assert results_rows(trainer)
     assert not any(m.split(".")[0] in ("worker", "shared") for m in pickled_modules(Path(trainer.best)))
+
+
+def test_coarse_classes_build_an_assigner_that_keeps_them_off_the_finest_level_and_are_recorded(
+    thin_data, tmp_path
+) -> None:
+    stage = default_stage(widen_thin={"levels": "finest", "coarse_classes": ["square", "1"]}, thin_assigner=None)
+    trainer, _ = train(thin_data, tmp_path, "coarse", StagerunTrainer.for_stage(stage, Recorded()), epochs=1, imgsz=96)
+    assigner = trainer.model.criterion.task_assigner
+    assert assigner.coarse_classes == frozenset({0, 1}) and assigner.finest_classes == frozenset({BAR})
+    assert trainer.reporter.info["coarse_level_classes"] == ["square", "disc"]
+    assert results_rows(trainer)
+
+
+def test_a_widened_class_named_coarse_is_refused_with_the_field(thin_data, tmp_path) -> None:
+    from shared.errors import InvalidSpec
+
+    stage = default_stage(widen_thin={"coarse_classes": ["bar"]}, thin_assigner=None)
+    with pytest.raises(InvalidSpec, match="bar: a widened class") as error:
+        train(thin_data, tmp_path, "both", StagerunTrainer.for_stage(stage, Recorded()), epochs=1, imgsz=96)
+    assert error.value.field == "widen_thin.coarse_classes"

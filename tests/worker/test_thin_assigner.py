@@ -196,3 +196,31 @@ def test_a_few_topk_outside_the_assigners_topk_is_refused():
         ThinAwareAssigner(**ASSIGNER_ARGS, few_classes=frozenset({1}), few_topk=11)
     with pytest.raises(ValueError, match="few_topk"):
         ThinAwareAssigner(**ASSIGNER_ARGS, few_classes=frozenset({1}))
+
+
+def test_coarse_classes_leave_the_finest_level_and_keep_it_only_when_nothing_else_is_left():
+    """The 24 x 24 square (class 0) takes stride-8 and coarser anchors from Ultralytics; marked coarse, only coarser
+    ones, and the stem's assignment is exactly as before."""
+    widened = torch.tensor([[[68.0, 20.0, 76.0, 100.0], [20.0, 20.0, 44.0, 44.0]]])
+    finest = 16 * 16
+    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=24.0, gt_bboxes=widened)
+    coarse = assign(ThinAwareAssigner(**ASSIGNER_ARGS, coarse_classes=frozenset({0})), side=24.0, gt_bboxes=widened)
+    plain_square, _ = box_targets(plain, SQUARE)
+    coarse_square, _ = box_targets(coarse, SQUARE)
+    assert plain_square[:finest].any() and coarse_square.any() and not coarse_square[:finest].any()
+    for a, b in zip(box_targets(plain, STEM), box_targets(coarse, STEM), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_coarse_box_without_coarse_candidates_keeps_its_finest_ones():
+    """A 16 x 16 square spanning x 24..40 holds no stride-16 centre (8, 24, 40, ...: only on its edges) and no
+    stride-32 one (16, 48, ...), so as a coarse class it would have no candidate at all: it keeps its stride-8
+    anchors, as Ultralytics gives them."""
+    boxes = torch.tensor([[[64.0, 20.0, 65.0, 100.0], [24.0, 24.0, 40.0, 40.0]]])
+    finest = 16 * 16
+    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=16.0, gt_bboxes=boxes)
+    coarse = assign(ThinAwareAssigner(**ASSIGNER_ARGS, coarse_classes=frozenset({0})), side=16.0, gt_bboxes=boxes)
+    coarse_square, _ = box_targets(coarse, SQUARE)
+    assert coarse_square.any() and not coarse_square[finest:].any()
+    for a, b in zip(box_targets(plain, SQUARE), box_targets(coarse, SQUARE), strict=True):
+        torch.testing.assert_close(a, b)

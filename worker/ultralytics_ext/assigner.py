@@ -74,7 +74,8 @@ class ThinAwareAssigner(TaskAlignedAssigner):
     """``TaskAlignedAssigner`` with a choice of alignment IoU, a floor on positive anchors' class targets, and
     classes that yield contested anchors (``yield_classes``: boxes of those classes keep no anchor another box
     also claims, e.g. stems widened by ``widen_thin`` crossing a beam), classes whose boxes take candidate
-    anchors from the finest level only (``finest_classes``), and classes whose boxes keep at most ``few_topk``
+    anchors from the finest level only (``finest_classes``) or from the coarser levels only (``coarse_classes``;
+    a box with no candidate there keeps its finest-level ones), and classes whose boxes keep at most ``few_topk``
     positives (``few_classes``)."""
 
     def __init__(
@@ -87,6 +88,7 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         finest_classes: frozenset[int] = frozenset(),
         few_classes: frozenset[int] = frozenset(),
         few_topk: int | None = None,
+        coarse_classes: frozenset[int] = frozenset(),
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -96,6 +98,8 @@ class ThinAwareAssigner(TaskAlignedAssigner):
             raise ValueError(f"few_topk must be in [1, {self.topk}] for classes {sorted(few_classes)}, got {few_topk}")
         self.few_classes = frozenset(int(c) for c in few_classes)
         self.few_topk = few_topk
+        self.coarse_classes = frozenset(int(c) for c in coarse_classes)
+        self._coarse_only: torch.Tensor | None = None
         self._yielding: torch.Tensor | None = None
         self._finest_only: torch.Tensor | None = None
         self._few: torch.Tensor | None = None
@@ -114,6 +118,7 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         finest_classes: frozenset[int] = frozenset(),
         few_classes: frozenset[int] = frozenset(),
         few_topk: int | None = None,
+        coarse_classes: frozenset[int] = frozenset(),
     ) -> ThinAwareAssigner:
         """A thin-aware assigner with the top-k, alpha, beta, strides and eps of the one a loss built; with
         ``options`` None, Ultralytics' alignment (CIoU, no floor) and only ``yield_classes`` and
@@ -134,6 +139,7 @@ class ThinAwareAssigner(TaskAlignedAssigner):
             finest_classes=finest_classes,
             few_classes=few_classes,
             few_topk=few_topk,
+            coarse_classes=coarse_classes,
         )
 
     def iou_calculation(self, gt_bboxes: torch.Tensor, pd_bboxes: torch.Tensor) -> torch.Tensor:
@@ -143,11 +149,14 @@ class ThinAwareAssigner(TaskAlignedAssigner):
 
     def select_candidates_in_gts(self, xy_centers, gt_bboxes, mask_gt, eps=1e-9):
         mask = super().select_candidates_in_gts(xy_centers, gt_bboxes, mask_gt, eps)
-        if self._finest_only is None or self._finest_only.shape[1] != mask.shape[1]:
-            return mask
         coarse = torch.ones(mask.shape[-1], dtype=torch.bool, device=mask.device)
         coarse[: finest_level_size(mask.shape[-1], list(self.stride))] = False
-        return mask & ~(self._finest_only.unsqueeze(-1) & coarse)
+        if self._finest_only is not None and self._finest_only.shape[1] == mask.shape[1]:
+            mask = mask & ~(self._finest_only.unsqueeze(-1) & coarse)
+        if self._coarse_only is not None and self._coarse_only.shape[1] == mask.shape[1]:
+            gated = mask & ~(self._coarse_only.unsqueeze(-1) & ~coarse)
+            mask = torch.where(gated.any(-1, keepdim=True), gated, mask)  # a box left without candidates keeps them
+        return mask
 
     def select_topk_candidates(self, metrics, topk_mask=None):
         chosen = super().select_topk_candidates(metrics, topk_mask)
@@ -165,6 +174,7 @@ class ThinAwareAssigner(TaskAlignedAssigner):
         self._yielding = self._boxes_of(self.yield_classes, gt_labels, mask_gt)
         self._finest_only = self._boxes_of(self.finest_classes, gt_labels, mask_gt)
         self._few = self._boxes_of(self.few_classes, gt_labels, mask_gt)
+        self._coarse_only = self._boxes_of(self.coarse_classes, gt_labels, mask_gt)
         target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = super().forward(
             pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra
         )

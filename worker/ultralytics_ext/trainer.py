@@ -13,9 +13,10 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import unwrap_model
 
-from shared.class_weights import class_weights
+from shared.class_weights import class_indices, class_weights
 from shared.datasets.profile import build_profile, classes_at_risk
 from shared.datasets.validate import LabeledImage
+from shared.errors import InvalidSpec
 from shared.gates import stronger_weights
 from shared.recipe import apply_choices, automatic_choices
 from shared.stage_kinds.training_options import TrainingOptions
@@ -231,9 +232,18 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
         yielding = widened if widen is not None and widen.yield_anchors else frozenset()
         finest = widened if widen is not None and widen.levels == "finest" else frozenset()
         few = widened if widen is not None and widen.topk is not None else frozenset()
-        if thin is not None or yielding or finest or few:
+        coarse = frozenset()
+        if widen is not None and widen.coarse_classes:
+            coarse = frozenset(class_indices(widen.coarse_classes, self.class_names(), "widen_thin.coarse_classes"))
+            if coarse & widened:
+                both = ", ".join(self.class_names()[i] for i in sorted(coarse & widened))
+                raise InvalidSpec(
+                    f"{both}: a widened class learns on the finest level, it cannot also be a coarse class",
+                    field="widen_thin.coarse_classes",
+                )
+        if thin is not None or yielding or finest or few or coarse:
             criterion.task_assigner = ThinAwareAssigner.like(
-                criterion.task_assigner, thin, yielding, finest, few, widen.topk if few else None
+                criterion.task_assigner, thin, yielding, finest, few, widen.topk if few else None, coarse
             )
         if thin is not None:
             self.record("thin_assigner", thin.model_dump())
@@ -241,6 +251,8 @@ class StagerunTrainer(TrainingDataMixin, DetectionTrainer):
             self.record("widened_yield_anchors", [self.class_names()[i] for i in sorted(yielding)])
         if finest:
             self.record("widened_finest_level_only", [self.class_names()[i] for i in sorted(finest)])
+        if coarse:
+            self.record("coarse_level_classes", [self.class_names()[i] for i in sorted(coarse)])
         if few:
             self.record("widened_topk", {"classes": [self.class_names()[i] for i in sorted(few)], "topk": widen.topk})
         return criterion
