@@ -48,6 +48,7 @@ def test_thin_classes_get_the_thin_recipe_for_those_classes_with_the_reason() ->
         "box_iou": "widened",
         "levels": "all",
         "topk": None,
+        "coarse_classes": None,
         "box_gradient": "all",
     }
     assert all("stem (1.1" in choice.reason and "imgsz 320" in choice.reason for choice in choices), choices
