@@ -149,11 +149,15 @@ class ThinAwareAssigner(TaskAlignedAssigner):
 
     def select_candidates_in_gts(self, xy_centers, gt_bboxes, mask_gt, eps=1e-9):
         mask = super().select_candidates_in_gts(xy_centers, gt_bboxes, mask_gt, eps)
+        finest_only = self._finest_only is not None and self._finest_only.shape[1] == mask.shape[1]
+        coarse_only = self._coarse_only is not None and self._coarse_only.shape[1] == mask.shape[1]
+        if not (finest_only or coarse_only):
+            return mask
         coarse = torch.ones(mask.shape[-1], dtype=torch.bool, device=mask.device)
         coarse[: finest_level_size(mask.shape[-1], list(self.stride))] = False
-        if self._finest_only is not None and self._finest_only.shape[1] == mask.shape[1]:
+        if finest_only:
             mask = mask & ~(self._finest_only.unsqueeze(-1) & coarse)
-        if self._coarse_only is not None and self._coarse_only.shape[1] == mask.shape[1]:
+        if coarse_only:
             gated = mask & ~(self._coarse_only.unsqueeze(-1) & ~coarse)
             mask = torch.where(gated.any(-1, keepdim=True), gated, mask)  # a box left without candidates keeps them
         return mask
