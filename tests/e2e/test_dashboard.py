@@ -197,6 +197,15 @@ def test_a_running_job_page_updates_live_and_cancels(stack, driver):
     assert not driver.find_element(By.ID, "cancel").is_displayed()
     assert driver.find_element(By.ID, "resume").is_displayed()
     screenshot(driver, "cancelled-job")
+    # the stream's end event reloads the page as a finished one; wait for it, or it can land on the next
+    # test's navigation and replace that page with this one
+    wait(
+        driver,
+        lambda _: driver.execute_script(
+            "return window.__same_page === undefined && document.getElementById('job').dataset.terminal === 'true'"
+        ),
+        timeout_s=60,
+    )
 
 
 def write_long_job(stack, epochs: int) -> str:
