@@ -5,7 +5,11 @@ does not name them, chosen from the dataset profile of its training labels at it
   get thin-box keeping through augmentation; those whose thin side is under ``widen_thin``'s target at imgsz
   are trained widened and narrowed back at predict time. The thin-aware assigner is chosen only for thin
   classes left narrow: a widened box is no longer thin, and the assigner's plain-IoU alignment applies to every
-  class (measured: without it beside widening, test barline 0.890 where it gave 0.781).
+  class (measured: without it beside widening, test barline 0.890 where it gave 0.781). A class whose boxes
+  the widened boxes cross (``COARSE_CROSSED_SHARE`` of them or more, as stems cross beams) learns on the
+  coarser levels and the widened classes on the finest: an anchor predicts one box, and sharing the finest
+  level with the widened stems cost omr-bench's beams 0.18 mAP50 (val beam 0.934 with the levels apart,
+  0.733 without; plain 0.917).
 - **Rare classes** (some class with ``RARE_RATIO`` times fewer training instances than the most frequent one)
   get ``sqrt_inverse`` class weights raised to at least 1 (no class weighs less than in an unweighted loss:
   the plain weights put frequent thin classes such as barline at 0.33) and weighted sampling; the rarest of
@@ -37,6 +41,7 @@ RARE_CLASS_WEIGHTS = AutoClassWeights(strategy="sqrt_inverse", min_weight=1.0)
 # The measured run pasted omr-bench's three rarest classes (26, 83 and 155 instances, 65-390x below notehead);
 # 60x is the ratio that picks exactly those (time_signature, 57x, was not pasted in it).
 PASTE_RATIO = 60.0
+COARSE_CROSSED_SHARE = 0.25  # omr-bench: 46% of beams are crossed by a stem; no other class by any thin class
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,29 @@ def _thin_reason(at_risk: list[dict], imgsz: int) -> str:
     return f"thin classes at imgsz {imgsz}: median thin side " + ", ".join(parts) + more
 
 
+def crossed_classes(profile: dict, widened: list[str]) -> list[tuple[str, str, float]]:
+    """(class, the widened class crossing it most, share of its boxes crossed) for each class not widened
+    whose boxes the widened classes' boxes cross at least ``COARSE_CROSSED_SHARE`` of the time."""
+    found = []
+    for entry in profile["classes"]:
+        if entry["name"] in widened or not entry["instances"]:
+            continue
+        by_widened = {name: share for name, share in entry.get("crossed_by", {}).items() if name in widened}
+        if by_widened:
+            crosser, share = max(by_widened.items(), key=lambda item: item[1])
+            if share >= COARSE_CROSSED_SHARE:
+                found.append((entry["name"], crosser, share))
+    return found
+
+
+def _coarse_reason(coarse: list[tuple[str, str, float]]) -> str:
+    crossed = ", ".join(f"{name} ({share:.0%} of its boxes crossed by {crosser})" for name, crosser, share in coarse)
+    return (
+        f"; classes the widened boxes cross: {crossed}: an anchor predicts one box, so these learn on the coarser "
+        "levels and the widened classes on the finest"
+    )
+
+
 def _rare_reason(rare: list[dict], top: dict) -> str:
     rarest = sorted(rare, key=lambda entry: entry["instances"])[:6]
     listed = ", ".join(f"{e['name']} ({e['instances']})" for e in rarest)
@@ -95,9 +123,17 @@ def automatic_choices(options: TrainingOptions, profile: dict, imgsz: int) -> li
         thin: list[tuple[str, object]] = [("thin_boxes", ThinBoxes())]
         if not widened or len(narrow) < len(at_risk):
             thin.append(("thin_assigner", ThinAssigner()))
+        coarse = crossed_classes(profile, narrow) if widened else []
         if narrow:
-            thin.append(("widen_thin", widen.model_copy(update={"classes": narrow})))
-        choices += [Choice(option, value, reason) for option, value in thin if option not in named]
+            update = {"classes": narrow}
+            if coarse:
+                update |= {"levels": "finest", "coarse_classes": [name for name, _, _ in coarse]}
+            thin.append(("widen_thin", widen.model_copy(update=update)))
+        choices += [
+            Choice(option, value, reason + (_coarse_reason(coarse) if option == "widen_thin" and coarse else ""))
+            for option, value in thin
+            if option not in named
+        ]
     rare, top = rare_classes(profile)
     if rare:
         reason = _rare_reason(rare, top)

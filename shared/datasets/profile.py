@@ -21,6 +21,25 @@ OVERSIZED_AREA = 0.1
 MIN_THIN_SIDE_PX = 3.0
 MAX_ASPECT_RATIO = 10.0
 MANY_THIN_SHARE = 0.2
+MIN_CROSSED_SHARE = 0.01  # pairs of classes whose crossings are rarer than this are left out of ``crossed_by``
+CROSS_TOLERANCE_PX = 1.0
+
+
+def crossings(classes: np.ndarray, boxes_px: np.ndarray) -> set[tuple[int, int]]:
+    """(i, j) for every box j that box i crosses: i has the thinner thin side of the two, lies inside j across
+    its own thin side and spans j along its long side (within ``CROSS_TOLERANCE_PX``), like a stem through a
+    beam. Boxes are (n, 4) xyxy pixels; boxes of one class never cross each other here."""
+    x1, y1, x2, y2 = (boxes_px[:, k] for k in range(4))
+    vertical = (x2 - x1) < (y2 - y1)
+    tol = CROSS_TOLERANCE_PX
+    spans_y = (y1[:, None] <= y1[None, :] + tol) & (y2[:, None] >= y2[None, :] - tol)
+    inside_x = (x1[:, None] > x1[None, :]) & (x2[:, None] < x2[None, :])
+    spans_x = (x1[:, None] <= x1[None, :] + tol) & (x2[:, None] >= x2[None, :] - tol)
+    inside_y = (y1[:, None] > y1[None, :]) & (y2[:, None] < y2[None, :])
+    thin = np.minimum(x2 - x1, y2 - y1)
+    cross = np.where(vertical[:, None], spans_y & inside_x, spans_x & inside_y)
+    cross &= (classes[:, None] != classes[None, :]) & (thin[:, None] < thin[None, :])
+    return {(int(i), int(j)) for i, j in zip(*np.nonzero(cross), strict=True)}
 
 
 def _share(mask: np.ndarray) -> float:
@@ -39,6 +58,7 @@ def _histogram(values: np.ndarray) -> list[int]:
 def build_profile(names: list[str], images: Iterable[LabeledImage]) -> dict:
     rows = []  # class, split index, w share, h share, w px, h px, long side px
     splits: dict[str, dict] = {}
+    crossed = np.zeros((len(names), len(names)), dtype=np.int64)  # [class, crossing class]: boxes crossed
     for image in images:
         split = splits.setdefault(
             image.split,
@@ -52,6 +72,8 @@ def build_profile(names: list[str], images: Iterable[LabeledImage]) -> dict:
         for class_id, _x, _y, w, h in image.boxes:
             split["instances_per_class"][names[class_id]] = split["instances_per_class"].get(names[class_id], 0) + 1
             rows.append((class_id, w, h, w * image.width, h * image.height, max(image.width, image.height)))
+        if len(image.boxes) > 1:
+            _count_crossings(crossed, image)
     table = np.array(rows, dtype=np.float64).reshape(-1, 6)
     classes, w, h, w_px, h_px, long_px = table.T
     thin_px = np.minimum(w_px, h_px)
@@ -76,6 +98,7 @@ def build_profile(names: list[str], images: Iterable[LabeledImage]) -> dict:
                 "share_width_under_0.01": _share(w[mine] < 0.01),
                 "share_thin_under_0.005": _share(np.minimum(w, h)[mine] < 0.005),
                 "share_oversized": _share((w * h)[mine] > OVERSIZED_AREA),
+                "crossed_by": _crossed_by(crossed[class_id], int(mine.sum()), names),
             }
         )
     profile = {
@@ -90,6 +113,24 @@ def build_profile(names: list[str], images: Iterable[LabeledImage]) -> dict:
     }
     profile["at_risk"] = classes_at_risk(profile)
     return profile
+
+
+def _count_crossings(crossed: np.ndarray, image: LabeledImage) -> None:
+    """Add to ``crossed`` each of the image's boxes once per class that crosses it."""
+    classes = np.array([box[0] for box in image.boxes], dtype=np.int64)
+    xywh = np.array([box[1:] for box in image.boxes], dtype=np.float64) * ([image.width, image.height] * 2)
+    boxes_px = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+    for box, crosser_class in {(j, int(classes[i])) for i, j in crossings(classes, boxes_px)}:
+        crossed[classes[box], crosser_class] += 1
+
+
+def _crossed_by(row: np.ndarray, instances: int, names: list[str]) -> dict[str, float]:
+    """Share of a class's boxes that boxes of each other class cross (see ``crossings``), where at least
+    ``MIN_CROSSED_SHARE``."""
+    if not instances:
+        return {}
+    shares = {names[k]: round(float(n) / instances, 4) for k, n in enumerate(row) if n}
+    return {name: share for name, share in shares.items() if share >= MIN_CROSSED_SHARE}
 
 
 def classes_at_risk(profile: dict, imgsz: int | None = None) -> list[dict]:

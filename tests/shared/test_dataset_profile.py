@@ -71,3 +71,33 @@ def test_classes_at_risk(profile):
 def test_an_empty_dataset_profiles_to_zeros():
     profile = build_profile(["a"], [LabeledImage("train", "x.png", 10, 10, [])])
     assert profile["instances"] == 0 and profile["at_risk"] == [] and profile["classes"][0]["median_width_px"] is None
+
+
+def test_crossings_are_boxes_that_run_through_another_class_box() -> None:
+    """A stem through a beam's whole height crosses it (not the other way round: the crossing box is the
+    thinner); a stem that starts inside the beam does not, and a box of the beam's own class never counts."""
+    import numpy as np
+
+    from shared.datasets.profile import crossings
+
+    boxes = np.array(
+        [
+            [10.0, 0.0, 60.0, 10.0],  # 0: a beam, 50 x 10
+            [20.0, -5.0, 21.0, 30.0],  # 1: a stem through its whole height
+            [40.0, 5.0, 41.0, 30.0],  # 2: a stem that starts inside it
+            [15.0, -1.0, 16.0, 11.0],  # 3: a thin box of the beam's own class through it
+        ]
+    )
+    classes = np.array([0, 1, 1, 0])
+    assert crossings(classes, boxes) == {(1, 0)}
+
+
+def test_the_profile_counts_each_crossed_box_once_per_crossing_class() -> None:
+    names = ["beam", "stem"]
+    two_stems = [(0, 0.5, 0.5, 50 / 320, 10 / 320), (1, 0.47, 0.5, 1 / 320, 30 / 320), (1, 0.53, 0.5, 1 / 320, 30 / 320)]
+    none = [(0, 0.5, 0.5, 50 / 320, 10 / 320), (1, 0.5, 0.2, 1 / 320, 30 / 320)]
+    images = [LabeledImage(split="train", path=f"{i}.png", width=320, height=320, boxes=two_stems if i < 3 else none)
+              for i in range(4)]
+    beam, stem = build_profile(names, images)["classes"]
+    assert beam["crossed_by"] == {"stem": 0.75}
+    assert stem["crossed_by"] == {}

@@ -22,7 +22,8 @@ def image(boxes: list[tuple[int, float, float]], size: int = 320) -> LabeledImag
 
 
 def profile(thin: bool, rare: bool) -> dict:
-    stem = (1, 1.2, 40.0) if thin else (1, 30.0, 40.0)
+    """Blobs 30 x 30 and stems (1.2 x 20 px when thin, within the blob's height: no blob is crossed)."""
+    stem = (1, 1.2, 20.0) if thin else (1, 30.0, 40.0)
     images = [image([(0, 30.0, 30.0), stem]) for _ in range(50)]
     images += [image([(2, 25.0, 25.0)]) for _ in range(3 if rare else 50)]
     return build_profile(NAMES, images)
@@ -114,3 +115,32 @@ def test_a_stored_stage_spec_keeps_what_was_named_as_null() -> None:
     again = TypeAdapter(StageSpec).validate_python(stored)  # what the worker reads back
     assert again.named_options() == {"thin_assigner", "widen_thin", "auto_recipe", "starvation_batches"}
     assert {c.option for c in automatic_choices(again, profile(thin=True, rare=False), 320)} == {"thin_boxes"}
+
+
+def crossing_profile(crossed_images: int) -> dict:
+    """50 images with a 30 x 30 blob and a thin stem: in ``crossed_images`` of them the stem (1.2 x 40 px) runs
+    through the blob's whole height, in the others it is 20 px tall and stays inside it."""
+    images = [image([(0, 30.0, 30.0), (1, 1.2, 40.0 if i < crossed_images else 20.0)]) for i in range(50)]
+    return build_profile(NAMES, images)
+
+
+def test_a_class_the_widened_boxes_cross_learns_on_the_coarser_levels_with_the_reason() -> None:
+    crossed = crossing_profile(40)
+    assert crossed["classes"][0]["crossed_by"] == {"stem": 0.8}
+    choices = automatic_choices(TrainStage(type="train"), crossed, imgsz=320)
+    widen = options_of(choices)["widen_thin"]
+    assert widen["classes"] == ["stem"] and widen["levels"] == "finest" and widen["coarse_classes"] == ["blob"]
+    reason = next(choice.reason for choice in choices if choice.option == "widen_thin")
+    assert "blob (80% of its boxes crossed by stem)" in reason and "coarser levels" in reason
+
+
+def test_a_class_crossed_rarely_keeps_every_level() -> None:
+    choices = automatic_choices(TrainStage(type="train"), crossing_profile(10), imgsz=320)
+    widen = options_of(choices)["widen_thin"]
+    assert widen["levels"] == "all" and widen["coarse_classes"] is None
+    assert "cross" not in next(choice.reason for choice in choices if choice.option == "widen_thin")
+
+
+def test_a_named_widen_thin_gets_no_coarse_classes_from_the_recipe() -> None:
+    stage = TrainStage(type="train", widen_thin={"target_px": 6.0})
+    assert "widen_thin" not in options_of(automatic_choices(stage, crossing_profile(40), imgsz=320))
