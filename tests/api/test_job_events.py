@@ -108,14 +108,16 @@ def test_last_event_id_resumes_after_that_event_with_no_gap_or_repeat(client, pi
 
 
 def test_events_arrive_while_the_job_runs(client, pipeline):
-    """The log is read as it grows: a stream opened on a queued job sees the epochs written after it opened."""
+    """The log is read as it grows: a stream opened on a queued job sees the epochs written while it is read.
+    It resumes from event 0, so that a request the test client only serves after the first epoch was written
+    (on a loaded machine) still starts before it."""
     import threading
 
     job = client.post("/v1/jobs", json=pipeline).json()
     collected: dict = {}
 
     def listen() -> None:
-        collected["events"] = read_stream(client, job["id"], interval=0.2)[1]
+        collected["events"] = read_stream(client, job["id"], headers={"Last-Event-ID": "0"}, interval=0.2)[1]
 
     listener = threading.Thread(target=listen)
     listener.start()
