@@ -165,8 +165,8 @@ class WidenThin(Options):
         ge=1,
         le=10,
         description="Positive anchors a widened box keeps at most (its best-aligned ones; null: all that the "
-        "assigner's top-k of 10 gives it). Fewer positives per stem shrink the widened classes' share of the box loss while the anchor "
-        "that survives NMS keeps its full weight, where box_weight lowers every anchor's.",
+        "assigner's top-k of 10 gives it). Fewer positives per stem shrink the widened classes' share of the box "
+        "loss while the anchor that survives NMS keeps its full weight, where box_weight lowers every anchor's.",
     )
     coarse_classes: list[ClassKey] | None = Field(
         None,

@@ -50,6 +50,17 @@ def box_targets(result, box: int) -> tuple[torch.Tensor, torch.Tensor]:
     return mine, target_scores[0][mine]
 
 
+# a stem widened to 8 px (class 1) and the 24 x 24 square (class 0); the finest level's anchors come first
+WIDENED = torch.tensor([[[68.0, 20.0, 76.0, 100.0], [20.0, 20.0, 44.0, 44.0]]])
+FINEST = 16 * 16
+
+
+def assert_same_targets(first, second, box: int) -> None:
+    """One box has exactly the same positive anchors and target scores in two assignments."""
+    for a, b in zip(box_targets(first, box), box_targets(second, box), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_plain_ultralytics_starves_the_thin_box():
     anchors, best = per_box(assign(TaskAlignedAssigner(**ASSIGNER_ARGS)))
     assert anchors[STEM] == 0 and best[STEM] == 0.0
@@ -145,16 +156,13 @@ def test_bad_options_are_refused():
 def test_finest_classes_take_anchors_from_the_finest_level_only():
     """A stem widened to 8 px (class 1) is assigned anchors of strides 8 and 16 by Ultralytics; marked finest-only,
     only stride-8 anchors (the first 16 x 16 of the 128 px image), and the square keeps exactly its assignment."""
-    widened = torch.tensor([[[68.0, 20.0, 76.0, 100.0], [20.0, 20.0, 44.0, 44.0]]])
-    finest = 16 * 16
-    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=8.0, gt_bboxes=widened)
-    only = assign(ThinAwareAssigner(**ASSIGNER_ARGS, finest_classes=frozenset({1})), side=8.0, gt_bboxes=widened)
+    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=8.0, gt_bboxes=WIDENED)
+    only = assign(ThinAwareAssigner(**ASSIGNER_ARGS, finest_classes=frozenset({1})), side=8.0, gt_bboxes=WIDENED)
     plain_stem, _ = box_targets(plain, STEM)
     only_stem, _ = box_targets(only, STEM)
-    assert plain_stem[finest:].any() and plain_stem[:finest].any()
-    assert only_stem.any() and not only_stem[finest:].any()
-    for a, b in zip(box_targets(plain, SQUARE), box_targets(only, SQUARE), strict=True):
-        torch.testing.assert_close(a, b)
+    assert plain_stem[FINEST:].any() and plain_stem[:FINEST].any()
+    assert only_stem.any() and not only_stem[FINEST:].any()
+    assert_same_targets(plain, only, SQUARE)
 
 
 def test_finest_level_size_splits_the_concatenated_levels():
@@ -169,17 +177,15 @@ def test_finest_level_size_splits_the_concatenated_levels():
 def test_few_classes_keep_their_best_aligned_anchors_only():
     """The widened stem (class 1) gets several positives from Ultralytics' top-10; cut to its best two, it keeps
     the two anchors Ultralytics aligned best, and the square keeps exactly its assignment."""
-    widened = torch.tensor([[[68.0, 20.0, 76.0, 100.0], [20.0, 20.0, 44.0, 44.0]]])
-    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=8.0, gt_bboxes=widened)
-    few = assign(ThinAwareAssigner(**ASSIGNER_ARGS, few_classes=frozenset({1}), few_topk=2), side=8.0, gt_bboxes=widened)
+    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=8.0, gt_bboxes=WIDENED)
+    few = assign(ThinAwareAssigner(**ASSIGNER_ARGS, few_classes=frozenset({1}), few_topk=2), side=8.0, gt_bboxes=WIDENED)
     plain_stem, plain_scores = box_targets(plain, STEM)
     few_stem, _ = box_targets(few, STEM)
     assert plain_stem.sum() > 2 and few_stem.sum() == 2
     assert not (few_stem & ~plain_stem).any()
     best_two = plain_stem.nonzero().flatten()[plain_scores.max(-1).values.topk(2).indices]
     assert sorted(few_stem.nonzero().flatten().tolist()) == sorted(best_two.tolist())
-    for a, b in zip(box_targets(plain, SQUARE), box_targets(few, SQUARE), strict=True):
-        torch.testing.assert_close(a, b)
+    assert_same_targets(plain, few, SQUARE)
 
 
 def test_keep_best_by_hand():
@@ -198,18 +204,15 @@ def test_a_few_topk_outside_the_assigners_topk_is_refused():
         ThinAwareAssigner(**ASSIGNER_ARGS, few_classes=frozenset({1}))
 
 
-def test_coarse_classes_leave_the_finest_level_and_keep_it_only_when_nothing_else_is_left():
+def test_coarse_classes_take_anchors_from_the_coarser_levels_only():
     """The 24 x 24 square (class 0) takes stride-8 and coarser anchors from Ultralytics; marked coarse, only coarser
     ones, and the stem's assignment is exactly as before."""
-    widened = torch.tensor([[[68.0, 20.0, 76.0, 100.0], [20.0, 20.0, 44.0, 44.0]]])
-    finest = 16 * 16
-    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=24.0, gt_bboxes=widened)
-    coarse = assign(ThinAwareAssigner(**ASSIGNER_ARGS, coarse_classes=frozenset({0})), side=24.0, gt_bboxes=widened)
+    plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=24.0, gt_bboxes=WIDENED)
+    coarse = assign(ThinAwareAssigner(**ASSIGNER_ARGS, coarse_classes=frozenset({0})), side=24.0, gt_bboxes=WIDENED)
     plain_square, _ = box_targets(plain, SQUARE)
     coarse_square, _ = box_targets(coarse, SQUARE)
-    assert plain_square[:finest].any() and coarse_square.any() and not coarse_square[:finest].any()
-    for a, b in zip(box_targets(plain, STEM), box_targets(coarse, STEM), strict=True):
-        torch.testing.assert_close(a, b)
+    assert plain_square[:FINEST].any() and coarse_square.any() and not coarse_square[:FINEST].any()
+    assert_same_targets(plain, coarse, STEM)
 
 
 def test_a_coarse_box_without_coarse_candidates_keeps_its_finest_ones():
@@ -217,10 +220,8 @@ def test_a_coarse_box_without_coarse_candidates_keeps_its_finest_ones():
     stride-32 one (16, 48, ...), so as a coarse class it would have no candidate at all: it keeps its stride-8
     anchors, as Ultralytics gives them."""
     boxes = torch.tensor([[[64.0, 20.0, 65.0, 100.0], [24.0, 24.0, 40.0, 40.0]]])
-    finest = 16 * 16
     plain = assign(ThinAwareAssigner(**ASSIGNER_ARGS), side=16.0, gt_bboxes=boxes)
     coarse = assign(ThinAwareAssigner(**ASSIGNER_ARGS, coarse_classes=frozenset({0})), side=16.0, gt_bboxes=boxes)
     coarse_square, _ = box_targets(coarse, SQUARE)
-    assert coarse_square.any() and not coarse_square[finest:].any()
-    for a, b in zip(box_targets(plain, SQUARE), box_targets(coarse, SQUARE), strict=True):
-        torch.testing.assert_close(a, b)
+    assert coarse_square.any() and not coarse_square[FINEST:].any()
+    assert_same_targets(plain, coarse, SQUARE)
